@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# daphne closes frames over 64 KB with 1009 (see CHAT_MAX_FRAME_BYTES).
+DAPHNE_FLAGS := --websocket_max_message_size 65536 --websocket_max_frame_size 65536
+
+.PHONY: run test install lint serve worker beat clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo ""
+	@echo "  Visitor page:    http://$(HOST):$(PORT)/chat/"
+	@echo "  Agent workspace: http://$(HOST):$(PORT)/agent/   (alice or bob / coachline-demo)"
+	@echo "  Back office:     http://$(HOST):$(PORT)/admin/   (supervisor / coachline-demo)"
+	@echo ""
+	$(VENV)/bin/daphne $(DAPHNE_FLAGS) -b $(HOST) -p $(PORT) config.asgi:application
+
+serve: install
+	$(VENV)/bin/daphne $(DAPHNE_FLAGS) -b $(HOST) -p $(PORT) config.asgi:application
+
+worker: install
+	$(VENV)/bin/celery -A config worker --loglevel=INFO
+
+beat: install
+	$(VENV)/bin/celery -A config beat --loglevel=INFO
+
+test: install
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) data staticfiles

@@ -1,0 +1,103 @@
+from django.contrib import admin
+
+from chat.models import (
+    AgentProfile,
+    Assignment,
+    CannedResponse,
+    Conversation,
+    Department,
+    Message,
+    PresenceInterval,
+    Visitor,
+)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MessageInline(ReadOnlyInline):
+    """The transcript: read-only, in order, with who could see each line."""
+
+    model = Message
+    fields = ("seq", "created_at", "role", "sender", "visibility", "whisper_to", "body")
+    readonly_fields = fields
+    ordering = ("seq",)
+
+
+class AssignmentInline(ReadOnlyInline):
+    model = Assignment
+    fields = ("agent", "offered_at", "accepted_at", "first_reply_at", "ended_at", "end_reason", "transfer_note")
+    readonly_fields = fields
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "department", "visitor", "agent", "status", "ended_by")
+    list_filter = ("status", "department", "ended_by")
+    search_fields = ("visitor__name", "visitor__email", "subject")
+    date_hierarchy = "created_at"
+    list_select_related = ("department", "visitor", "agent")
+    readonly_fields = (
+        "visitor", "department", "agent", "status", "subject", "created_at", "queued_at", "queue_order_at",
+        "assigned_at", "first_agent_reply_at", "ended_at", "ended_by", "last_seq",
+    )
+    inlines = (AssignmentInline, MessageInline)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # transcripts are removed only by the retention policy
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "routing", "accept_timeout_seconds")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class PresenceInline(ReadOnlyInline):
+    model = PresenceInterval
+    fields = ("status", "started_at", "ended_at")
+    readonly_fields = fields
+    ordering = ("-started_at",)
+    max_num = 20
+
+
+@admin.register(AgentProfile)
+class AgentProfileAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "user", "presence", "max_chats", "last_seen_at")
+    list_filter = ("presence", "departments")
+    filter_horizontal = ("departments",)
+    raw_id_fields = ("user",)
+    readonly_fields = ("presence", "presence_changed_at", "last_assigned_at", "last_seen_at")
+    inlines = (PresenceInline,)
+
+
+@admin.register(Visitor)
+class VisitorAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "email", "created_at", "last_seen_at")
+    search_fields = ("name", "email")
+    readonly_fields = ("token_hash", "name", "email", "page_url", "referrer", "user_agent", "ip_address",
+                       "created_at", "last_seen_at")
+    exclude = ()
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    list_display = ("shortcut", "title", "department", "owner")
+    list_filter = ("department",)
+    search_fields = ("shortcut", "title", "body")
+    raw_id_fields = ("owner",)

@@ -1,0 +1,459 @@
+"""WebSocket consumers: authenticate, validate a frame, call one service, pass events on.
+
+Every ORM call runs through `database_sync_to_async`; nothing here touches the database on the
+event loop. The frame format is documented in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chat import assignment, events, frames, selectors, services, sweeper
+from chat.errors import ChatError, InvalidInput
+from chat.models import Message
+from chat.pipeline import display_names
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOO_BIG = 1009
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _int_field(data: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    value = data.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInput(f"{name} must be a non-negative integer.", code="invalid_field")
+    return value
+
+
+class JsonFrameConsumer(AsyncWebsocketConsumer):
+    """Turns raw frames into dicts and every refusal into a documented error frame."""
+
+    handlers: dict[str, str] = {}
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=orjson.dumps(frame).decode())
+
+    async def send_error(self, code: str, message: str, *, ref: Any = None) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if isinstance(ref, str | int) and not isinstance(ref, bool):
+            frame["ref"] = ref
+        await self.send_frame(frame)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:
+            if len(bytes_data) > settings.CHAT_MAX_FRAME_BYTES:
+                await self.close(code=CLOSE_TOO_BIG)
+                return
+            await self.send_error("binary_not_supported", "Send JSON text frames, not binary ones.")
+            return
+        text = text_data or ""
+        if len(text.encode()) > settings.CHAT_MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        if not text.strip():
+            await self.send_error("empty_frame", "The frame was empty.")
+            return
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            await self.send_error("malformed_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            await self.send_error("missing_type", 'A frame is a JSON object with a string "type".')
+            return
+        ref = data.get("client_id", data.get("ref"))
+        method = self.handlers.get(data["type"])
+        if method is None:
+            await self.send_error("unknown_type", f"Unknown frame type {data['type'][:40]!r}.", ref=ref)
+            return
+        try:
+            await getattr(self, method)(data)
+        except ChatError as exc:
+            await self.send_error(exc.code, exc.message, ref=ref)
+        except Exception:
+            log.exception("frame %s failed", data["type"][:40])
+            await self.send_error("internal", "Something went wrong on our side; nothing was lost. Try again.", ref=ref)
+
+
+class VisitorConsumer(JsonFrameConsumer):
+    handlers = {
+        "hello": "on_hello",
+        "start": "on_start",
+        "message": "on_message",
+        "typing": "on_typing",
+        "sync": "on_sync",
+        "end": "on_end",
+        "ping": "on_ping",
+    }
+
+    visitor: Any = None
+    conversation_id: int | None = None
+
+    async def connect(self) -> None:
+        self.visitor = None
+        self.conversation_id = None
+        await self.accept()
+        sweeper.ensure_running()
+
+    async def disconnect(self, code: int) -> None:
+        if self.visitor is not None:
+            await self.channel_layer.group_discard(events.visitor_private_group(self.visitor.pk), self.channel_name)
+            await database_sync_to_async(services.touch_visitor)(visitor_id=self.visitor.pk)
+        if self.conversation_id is not None:
+            await self.channel_layer.group_discard(events.visitor_group(self.conversation_id), self.channel_name)
+
+    def _client_ip(self) -> str | None:
+        client = self.scope.get("client")
+        return client[0] if client else None
+
+    def _header(self, name: bytes) -> str:
+        for key, value in self.scope.get("headers", []):
+            if key == name:
+                return value.decode("latin1")[:2000]
+        return ""
+
+    def _require_visitor(self) -> Any:
+        if self.visitor is None:
+            raise ChatError("Send hello first.", code="hello_required")
+        return self.visitor
+
+    async def on_hello(self, data: dict[str, Any]) -> None:
+        if self.visitor is not None:
+            raise ChatError("hello was already sent on this connection.", code="already_hello")
+        last_seq = _int_field(data, "last_seq", default=0)
+        token = data.get("token")
+        issued = None
+        if token is None:
+            self.visitor, issued = await database_sync_to_async(services.create_visitor)(
+                page_url=data.get("page_url"),
+                referrer=data.get("referrer"),
+                user_agent=self._header(b"user-agent"),
+                ip_address=self._client_ip(),
+            )
+        else:
+            self.visitor = await database_sync_to_async(selectors.get_visitor_by_token)(token=token)
+            if self.visitor is None:
+                raise ChatError("This visitor token is not valid; send hello without a token.", code="invalid_token")
+            await database_sync_to_async(services.touch_visitor)(visitor_id=self.visitor.pk, page_url=data.get("page_url"))
+        await self.channel_layer.group_add(events.visitor_private_group(self.visitor.pk), self.channel_name)
+        state = await database_sync_to_async(self._welcome_state)()
+        await self.send_frame({"type": "welcome", "token": issued, **state})
+        if state["conversation"] is not None:
+            await self._follow(state["conversation"]["conversation_id"], after_seq=last_seq)
+
+    def _welcome_state(self) -> dict[str, Any]:
+        from chat.models import Department
+
+        conversation = selectors.open_conversation_for_visitor(visitor=self.visitor)
+        frame = None
+        if conversation is not None:
+            frame = frames.visitor_conversation_frame(
+                conversation, queue_position=assignment.queue_position_of(conversation)
+            )
+        return {
+            "visitor": {"name": self.visitor.name, "email": self.visitor.email},
+            "conversation": frame,
+            "departments": [{"slug": d.slug, "name": d.name} for d in Department.objects.all()],
+        }
+
+    async def _follow(self, conversation_id: int, *, after_seq: int = 0) -> None:
+        if self.conversation_id not in (None, conversation_id):
+            await self.channel_layer.group_discard(events.visitor_group(self.conversation_id), self.channel_name)
+        self.conversation_id = conversation_id
+        await self.channel_layer.group_add(events.visitor_group(conversation_id), self.channel_name)
+        # Join first, then read: anything sent in between arrives twice at worst, and the
+        # client drops sequence numbers it already has.
+        await self._send_history(after_seq)
+
+    async def _send_history(self, after_seq: int) -> None:
+        history = await database_sync_to_async(self._history)(after_seq)
+        if history is not None:
+            await self.send_frame(history)
+
+    def _history(self, after_seq: int) -> dict[str, Any] | None:
+        conversation = selectors.get_conversation_for_visitor(visitor=self.visitor, conversation_id=self.conversation_id)
+        messages = selectors.visitor_messages_after(conversation=conversation, after_seq=after_seq)
+        names = display_names([m.sender_id for m in messages if m.sender_id])
+        return {
+            "type": "history",
+            "conversation_id": conversation.pk,
+            "messages": [frames.visitor_message_frame(m, author=names.get(m.sender_id)) for m in messages],
+            "last_seq": conversation.last_seq,
+        }
+
+    async def on_start(self, data: dict[str, Any]) -> None:
+        visitor = self._require_visitor()
+        conversation = await database_sync_to_async(services.start_conversation)(
+            visitor=visitor,
+            department_slug=data.get("department"),
+            name=data.get("name"),
+            email=data.get("email"),
+            message=data.get("message"),
+            client_id=data.get("client_id"),
+        )
+        state = await database_sync_to_async(self._conversation_state)(conversation.pk)
+        await self._follow(conversation.pk)
+        await self.send_frame(state)
+
+    def _conversation_state(self, conversation_id: int) -> dict[str, Any]:
+        conversation = selectors.get_conversation_for_visitor(visitor=self.visitor, conversation_id=conversation_id)
+        return frames.visitor_conversation_frame(conversation, queue_position=assignment.queue_position_of(conversation))
+
+    async def on_message(self, data: dict[str, Any]) -> None:
+        visitor = self._require_visitor()
+        message = await database_sync_to_async(services.post_visitor_message)(
+            visitor=visitor, body=data.get("body"), client_id=data.get("client_id")
+        )
+        await self.send_frame(
+            {"type": "ack", "client_id": message.client_id, "seq": message.seq, "conversation_id": message.conversation_id}
+        )
+
+    async def on_typing(self, data: dict[str, Any]) -> None:
+        self._require_visitor()
+        if self.conversation_id is None:
+            return
+        await self.channel_layer.group_send(
+            events.staff_group(self.conversation_id),
+            {
+                "type": "chat.frame",
+                "frame": {"type": "typing", "conversation_id": self.conversation_id, "role": "visitor",
+                          "active": bool(data.get("active", True))},
+                "visibility": "public",
+            },
+        )
+
+    async def on_sync(self, data: dict[str, Any]) -> None:
+        self._require_visitor()
+        last_seq = _int_field(data, "last_seq", default=0)
+        if self.conversation_id is None:
+            raise ChatError("You have no open chat.", code="not_found")
+        await self._send_history(last_seq)
+
+    async def on_end(self, data: dict[str, Any]) -> None:
+        visitor = self._require_visitor()
+        await database_sync_to_async(services.end_by_visitor)(visitor=visitor)
+
+    async def on_ping(self, data: dict[str, Any]) -> None:
+        if self.visitor is not None:
+            await database_sync_to_async(services.touch_visitor)(visitor_id=self.visitor.pk)
+        await self.send_frame({"type": "pong"})
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        frame = event["frame"]
+        # Only public events are ever sent to visitor groups; checking again here means a wrong
+        # group name somewhere else still cannot leak an internal note or a whisper.
+        if event.get("visibility", "public") != "public":
+            return
+        if frame.get("type") == "started":
+            await self._follow(frame["conversation_id"])
+            state = await database_sync_to_async(self._conversation_state)(frame["conversation_id"])
+            await self.send_frame(state)
+            return
+        if frame.get("conversation_id") != self.conversation_id:
+            return
+        if frame.get("type") == "message" and "visibility" in frame:
+            return  # a staff frame: never forwarded to a visitor
+        await self.send_frame(frame)
+
+
+class AgentConsumer(JsonFrameConsumer):
+    handlers = {
+        "presence": "on_presence",
+        "accept": "on_accept",
+        "decline": "on_decline",
+        "take": "on_take",
+        "message": "on_message",
+        "typing": "on_typing",
+        "sync": "on_sync",
+        "end": "on_end",
+        "transfer": "on_transfer",
+        "ping": "on_ping",
+    }
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.profile = await database_sync_to_async(selectors.get_agent_profile)(user=user) if user else None
+        if self.profile is None:
+            await self.close()  # refused at the handshake: HTTP 403
+            return
+        self.user = user
+        self.conversations: set[int] = set()
+        self.department_ids: list[int] = []
+        await self.accept()
+        sweeper.ensure_running()
+        await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
+        state = await database_sync_to_async(self._state)()
+        await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
+        for department_id in self.department_ids:
+            await self.channel_layer.group_add(events.department_group(department_id), self.channel_name)
+        for conversation in state["conversations"]:
+            await self._subscribe(conversation["conversation_id"])
+        await self.send_frame(state)
+
+    def _state(self) -> dict[str, Any]:
+        from chat.models import AgentProfile, Department
+
+        profile = AgentProfile.objects.get(pk=self.profile.pk)
+        self.profile = profile
+        departments = list(profile.departments.all())
+        self.department_ids = [d.pk for d in departments]
+        queue = []
+        for department in departments:
+            waiting = assignment.queue_positions(department_id=department.pk)
+            queue.extend(frames.queue_entry(c, i) for i, c in enumerate(waiting, start=1))
+        held = selectors.held_conversations(agent=profile)
+        return {
+            "type": "state",
+            "me": {
+                "user_id": self.user.pk,
+                "name": profile.display_name,
+                "presence": profile.presence,
+                "max_chats": profile.max_chats,
+                "departments": [{"id": d.pk, "name": d.name, "routing": d.routing} for d in departments],
+            },
+            "conversations": [frames.staff_conversation_frame(c) for c in held],
+            "queue": queue,
+            "agents": [
+                {"user_id": a.user_id, "name": a.display_name, "presence": a.presence}
+                for a in AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name")
+            ],
+            "all_departments": [{"id": d.pk, "name": d.name} for d in Department.objects.all()],
+        }
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "profile", None) is None or not hasattr(self, "user"):
+            return
+        await self.channel_layer.group_discard(events.agent_group(self.user.pk), self.channel_name)
+        for department_id in self.department_ids:
+            await self.channel_layer.group_discard(events.department_group(department_id), self.channel_name)
+        for conversation_id in list(self.conversations):
+            await self.channel_layer.group_discard(events.staff_group(conversation_id), self.channel_name)
+
+    async def _subscribe(self, conversation_id: int) -> None:
+        self.conversations.add(conversation_id)
+        await self.channel_layer.group_add(events.staff_group(conversation_id), self.channel_name)
+
+    async def _unsubscribe(self, conversation_id: int) -> None:
+        self.conversations.discard(conversation_id)
+        await self.channel_layer.group_discard(events.staff_group(conversation_id), self.channel_name)
+
+    async def on_presence(self, data: dict[str, Any]) -> None:
+        self.profile = await database_sync_to_async(assignment.set_presence)(
+            agent=self.profile, status=data.get("status")
+        )
+
+    async def on_accept(self, data: dict[str, Any]) -> None:
+        conversation_id = _int_field(data, "conversation_id")
+        conversation = await database_sync_to_async(assignment.accept_offer)(
+            agent=self.profile, conversation_id=conversation_id
+        )
+        await self._subscribe(conversation.pk)
+        await self._send_history(conversation.pk, 0)
+
+    async def on_take(self, data: dict[str, Any]) -> None:
+        conversation_id = _int_field(data, "conversation_id")
+        conversation = await database_sync_to_async(assignment.take_from_queue)(
+            agent=self.profile, conversation_id=conversation_id
+        )
+        await self._subscribe(conversation.pk)
+        await self._send_history(conversation.pk, 0)
+
+    async def on_decline(self, data: dict[str, Any]) -> None:
+        conversation_id = _int_field(data, "conversation_id")
+        await database_sync_to_async(assignment.decline_offer)(agent=self.profile, conversation_id=conversation_id)
+
+    async def on_message(self, data: dict[str, Any]) -> None:
+        message: Message = await database_sync_to_async(services.post_staff_message)(
+            user=self.user,
+            conversation_id=data.get("conversation_id"),
+            body=data.get("body"),
+            client_id=data.get("client_id"),
+            visibility=data.get("visibility", Message.Visibility.PUBLIC),
+        )
+        await self.send_frame(
+            {"type": "ack", "client_id": message.client_id, "seq": message.seq, "conversation_id": message.conversation_id}
+        )
+
+    async def on_typing(self, data: dict[str, Any]) -> None:
+        conversation_id = data.get("conversation_id")
+        if conversation_id not in self.conversations:
+            raise ChatError("No such conversation.", code="not_found")
+        frame = {"type": "typing", "conversation_id": conversation_id, "role": "agent",
+                 "active": bool(data.get("active", True))}
+        await self.channel_layer.group_send(events.visitor_group(conversation_id), {"type": "chat.frame", "frame": frame})
+
+    async def on_sync(self, data: dict[str, Any]) -> None:
+        conversation_id = data.get("conversation_id")
+        last_seq = _int_field(data, "last_seq", default=0)
+        await self._send_history(conversation_id, last_seq)
+
+    async def _send_history(self, conversation_id: Any, after_seq: int) -> None:
+        await self.send_frame(await database_sync_to_async(self._history)(conversation_id, after_seq))
+
+    def _history(self, conversation_id: Any, after_seq: int) -> dict[str, Any]:
+        conversation = selectors.get_conversation_for_staff(user=self.user, conversation_id=conversation_id)
+        messages = selectors.staff_messages_after(conversation=conversation, user=self.user, after_seq=after_seq)
+        names = display_names([m.sender_id for m in messages if m.sender_id])
+        return {
+            "type": "history",
+            "conversation_id": conversation.pk,
+            "conversation": frames.staff_conversation_frame(conversation),
+            "messages": [frames.staff_message_frame(m, author=names.get(m.sender_id)) for m in messages],
+            "last_seq": conversation.last_seq,
+        }
+
+    async def on_end(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(services.end_by_staff)(user=self.user, conversation_id=data.get("conversation_id"))
+
+    async def on_transfer(self, data: dict[str, Any]) -> None:
+        conversation_id = _int_field(data, "conversation_id")
+        to_agent = data.get("to_agent")
+        to_department = data.get("to_department")
+        for name, value in (("to_agent", to_agent), ("to_department", to_department)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise InvalidInput(f"{name} must be an id.", code="invalid_field")
+        await database_sync_to_async(assignment.transfer)(
+            agent=self.profile,
+            conversation_id=conversation_id,
+            to_agent_id=to_agent,
+            to_department_id=to_department,
+            note=data.get("note") or "",
+        )
+
+    async def on_ping(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
+        await self.send_frame({"type": "pong"})
+
+    # --- group events -------------------------------------------------------------------
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        frame = event["frame"]
+        conversation_id = frame.get("conversation_id")
+        if conversation_id is not None and frame.get("type") in ("message", "typing", "conversation"):
+            if conversation_id not in self.conversations:
+                return
+        if event.get("visibility") == Message.Visibility.WHISPER and self.user.pk not in (
+            event.get("whisper_to"),
+            event.get("sender_id"),
+        ):
+            return
+        if frame.get("type") == "presence":
+            self.profile.presence = frame["status"]
+        await self.send_frame(frame)
+
+    async def chat_subscribe(self, event: dict[str, Any]) -> None:
+        await self._subscribe(event["conversation_id"])
+        await self.send_frame(event["frame"])
+
+    async def chat_unsubscribe(self, event: dict[str, Any]) -> None:
+        await self._unsubscribe(event["conversation_id"])
+        await self.send_frame(event["frame"])
+

@@ -1,0 +1,56 @@
+"""The one way real-time events leave a service: sent to channel-layer groups after commit.
+
+The layer may drop an event (full channel, expiry, a Redis restart); that is acceptable because
+every event a client needs is also in the database and clients resync by sequence number.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def visitor_group(conversation_id: int) -> str:
+    """Visitor sockets of one conversation: only public events are ever sent here."""
+    return f"conv.{conversation_id}.v"
+
+
+def staff_group(conversation_id: int) -> str:
+    """Staff sockets following one conversation (holder, and later supervisors sitting in)."""
+    return f"conv.{conversation_id}.s"
+
+
+def agent_group(user_id: int) -> str:
+    return f"agent.{user_id}"
+
+
+def department_group(department_id: int) -> str:
+    """Staff of a department: queue snapshots."""
+    return f"dept.{department_id}"
+
+
+def visitor_private_group(visitor_id: int) -> str:
+    """Every tab of one visitor, whatever conversation they hold."""
+    return f"visitor.{visitor_id}"
+
+
+def send_event_on_commit(group: str, frame: dict[str, Any], *, handler: str = "chat.frame", **extra: Any) -> None:
+    """Queue `frame` for `group` once the current transaction commits (at once outside one)."""
+    event = {"type": handler, "frame": frame, **extra}
+    transaction.on_commit(lambda: _send(group, event))
+
+
+def _send(group: str, event: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, event)
+    except Exception:  # noqa: BLE001 - a lost event is recovered by resync; a raised one would undo nothing
+        log.exception("channel layer send to %s failed; clients will resync from the database", group)

@@ -1,0 +1,114 @@
+"""Serialisation of domain objects into protocol frames (docs/protocol.md).
+
+Frames for visitors are built by separate functions from frames for staff so that a staff-only
+field can never slip into a visitor frame by a shared code path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chat.models import AgentProfile, Conversation, Message
+
+
+def _ts(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def agent_card(agent: AgentProfile | None) -> dict[str, Any] | None:
+    if agent is None:
+        return None
+    return {
+        "name": agent.display_name,
+        "initials": agent.initials,
+        "avatar_url": agent.avatar.url if agent.avatar else None,
+    }
+
+
+def author_name(message: Message, names: dict[int, str]) -> str | None:
+    if message.role == Message.Role.VISITOR:
+        return None
+    if message.sender_id is None:
+        return None
+    return names.get(message.sender_id)
+
+
+def visitor_message_frame(message: Message, *, author: str | None) -> dict[str, Any]:
+    if message.visibility != Message.Visibility.PUBLIC:
+        # Defence in depth: callers filter first, this makes a mistake fail loudly instead of leak.
+        raise ValueError("only public messages may be framed for a visitor")
+    return {
+        "type": "message",
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "role": message.role,
+        "author": author,
+        "body": message.body,
+        "client_id": message.client_id if message.role == Message.Role.VISITOR else None,
+        "created_at": _ts(message.created_at),
+    }
+
+
+def staff_message_frame(message: Message, *, author: str | None) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "role": message.role,
+        "author": author,
+        "sender_id": message.sender_id,
+        "visibility": message.visibility,
+        "whisper_to": message.whisper_to_id,
+        "body": message.body,
+        "client_id": message.client_id,
+        "meta": message.meta,
+        "created_at": _ts(message.created_at),
+    }
+
+
+def visitor_conversation_frame(conversation: Conversation, *, queue_position: int | None) -> dict[str, Any]:
+    return {
+        "type": "conversation",
+        "conversation_id": conversation.pk,
+        "status": conversation.status,
+        "department": conversation.department.name,
+        "agent": agent_card(conversation.agent) if conversation.status == Conversation.Status.ACTIVE else None,
+        "queue_position": queue_position,
+        "last_seq": conversation.last_seq,
+        "ended_by": conversation.ended_by or None,
+    }
+
+
+def staff_conversation_frame(conversation: Conversation) -> dict[str, Any]:
+    visitor = conversation.visitor
+    return {
+        "type": "conversation",
+        "conversation_id": conversation.pk,
+        "status": conversation.status,
+        "department": {"id": conversation.department_id, "name": conversation.department.name},
+        "agent_id": conversation.agent.user_id if conversation.agent else None,
+        "subject": conversation.subject,
+        "visitor": {
+            "name": visitor.name,
+            "email": visitor.email,
+            "page_url": visitor.page_url,
+            "referrer": visitor.referrer,
+        },
+        "created_at": _ts(conversation.created_at),
+        "queued_at": _ts(conversation.queued_at),
+        "assigned_at": _ts(conversation.assigned_at),
+        "ended_at": _ts(conversation.ended_at),
+        "ended_by": conversation.ended_by or None,
+        "last_seq": conversation.last_seq,
+    }
+
+
+def queue_entry(conversation: Conversation, position: int) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation.pk,
+        "position": position,
+        "department": {"id": conversation.department_id, "name": conversation.department.name},
+        "visitor_name": conversation.visitor.name,
+        "subject": conversation.subject,
+        "waiting_since": _ts(conversation.queued_at),
+    }

@@ -1,0 +1,260 @@
+"""The live chat domain: departments (queues), agents, visitors, conversations and messages.
+
+The timestamps on Conversation and Assignment are what reporting computes wait time, first
+response time and session length from; services set each exactly once, at the moment it happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Department(models.Model):
+    class Routing(models.TextChoices):
+        AUTO = "auto", "Assign automatically"
+        PICK = "pick", "Agents pick from the queue"
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    routing = models.CharField(max_length=10, choices=Routing.choices, default=Routing.AUTO)
+    accept_timeout_seconds = models.PositiveIntegerField(
+        default=30,
+        help_text="An offered chat that the agent has not accepted by then goes to the next agent.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentProfile(models.Model):
+    class Presence(models.TextChoices):
+        ONLINE = "online", "Online"
+        AWAY = "away", "Away"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent")
+    display_name = models.CharField(max_length=100)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    departments = models.ManyToManyField(Department, related_name="agents", blank=True)
+    max_chats = models.PositiveSmallIntegerField(default=3)
+    presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
+    presence_changed_at = models.DateTimeField(null=True, blank=True)
+    # Tie-break for routing: the agent whose last chat was assigned longest ago goes first.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # Heartbeat from the agent's sockets; the sweeper sets agents offline when it goes stale.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(max_chats__gte=1), name="agent_max_chats_positive")]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def initials(self) -> str:
+        parts = [p for p in self.display_name.split() if p]
+        return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+class PresenceInterval(models.Model):
+    """One stretch of an agent in one presence state; reporting computes occupancy from these."""
+
+    agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="presence_intervals")
+    status = models.CharField(max_length=10, choices=AgentProfile.Presence.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "started_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"], condition=Q(ended_at__isnull=True), name="one_open_presence_interval"
+            )
+        ]
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Visitor(models.Model):
+    # Only the hash of the server-issued token is stored: a copy of the database does not let
+    # anyone resume a visitor's chat.
+    token_hash = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    page_url = models.URLField(max_length=2000, blank=True)
+    referrer = models.URLField(max_length=2000, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name or self.email or f"Visitor {self.pk}"
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting in queue"
+        OFFERED = "offered", "Offered to an agent"
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+        MISSED = "missed", "Missed"
+        ABANDONED = "abandoned", "Abandoned"
+
+    class EndedBy(models.TextChoices):
+        VISITOR = "visitor", "Visitor"
+        AGENT = "agent", "Agent"
+        SUPERVISOR = "supervisor", "Supervisor"
+        SYSTEM = "system", "System"
+
+    OPEN_STATUSES = (Status.QUEUED, Status.OFFERED, Status.ACTIVE)
+    # Statuses that take one of the agent's chat slots.
+    HELD_STATUSES = (Status.OFFERED, Status.ACTIVE)
+
+    visitor = models.ForeignKey(Visitor, on_delete=models.PROTECT, related_name="conversations")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="conversations")
+    agent = models.ForeignKey(
+        AgentProfile, on_delete=models.PROTECT, null=True, blank=True, related_name="conversations"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    subject = models.CharField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField()
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # FIFO key of the queue: a chat that goes back to the queue keeps its place at the front.
+    queue_order_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True, help_text="First time an agent accepted it.")
+    first_agent_reply_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=10, choices=EndedBy.choices, blank=True)
+
+    last_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["department", "status", "queue_order_at"]),
+            models.Index(fields=["agent", "status"]),
+            models.Index(fields=["visitor", "status"]),
+            models.Index(fields=["created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status__in=["offered", "active"]) | Q(agent__isnull=False),
+                name="held_conversation_has_agent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class Assignment(models.Model):
+    """Who held (or was offered) a conversation when: the intervals reporting charges agents for."""
+
+    class EndReason(models.TextChoices):
+        TIMED_OUT = "timed_out", "Offer not accepted in time"
+        DECLINED = "declined", "Offer declined"
+        WITHDRAWN = "withdrawn", "Offer withdrawn"
+        TRANSFERRED = "transferred", "Transferred"
+        AGENT_LOST = "agent_lost", "Agent disconnected"
+        CONVERSATION_ENDED = "ended", "Conversation ended"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="assignments")
+    agent = models.ForeignKey(AgentProfile, on_delete=models.PROTECT, related_name="assignments")
+    offered_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    first_reply_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=12, choices=EndReason.choices, blank=True)
+    transfer_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["offered_at", "pk"]
+        indexes = [models.Index(fields=["agent", "offered_at"])]
+        constraints = [
+            # The database itself refuses a second open holder of one conversation.
+            models.UniqueConstraint(
+                fields=["conversation"], condition=Q(ended_at__isnull=True), name="one_open_assignment"
+            )
+        ]
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        VISITOR = "visitor", "Visitor"
+        AGENT = "agent", "Agent"
+        SUPERVISOR = "supervisor", "Supervisor"
+        SYSTEM = "system", "System"
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public"
+        INTERNAL = "internal", "Internal (staff only)"
+        WHISPER = "whisper", "Whisper (supervisor to agent)"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=10, choices=Role.choices)
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC)
+    whisper_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    body = models.TextField()
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_seq_unique"),
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_unique",
+            ),
+            models.CheckConstraint(
+                condition=~Q(visibility="whisper") | Q(whisper_to__isnull=False),
+                name="whisper_has_recipient",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.role}"
+
+
+class CannedResponse(models.Model):
+    """A prepared answer: a department's shared set, or an agent's own when `owner` is set."""
+
+    title = models.CharField(max_length=100)
+    shortcut = models.SlugField(max_length=40, help_text="Typed as /shortcut in the composer.")
+    body = models.TextField()
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, null=True, blank=True, related_name="canned_responses"
+    )
+    owner = models.ForeignKey(
+        AgentProfile, on_delete=models.CASCADE, null=True, blank=True, related_name="canned_responses"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["shortcut"]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"

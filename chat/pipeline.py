@@ -1,0 +1,167 @@
+"""The one path every message takes: validate → clean → filters (masking) → persist → broadcast.
+
+Visitor, agent, supervisor and system messages all go through `run`. Later features plug in with
+`register_text_filter` (runs before anything is stored, broadcast, queued or logged, so masking
+sees raw text first) and `register_after_persist` (audit, metrics), instead of calling around it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chat import events, frames
+from chat.errors import Conflict, InvalidInput
+from chat.models import Conversation, Message
+
+
+@dataclass(frozen=True)
+class FilterContext:
+    conversation_id: int | None
+    department_id: int | None
+    role: str
+    field: str = "message"
+
+
+TextFilter = Callable[[str, FilterContext], str]
+AfterPersist = Callable[[Message], None]
+
+_text_filters: list[TextFilter] = []
+_after_persist: list[AfterPersist] = []
+
+
+def register_text_filter(fn: TextFilter) -> None:
+    if fn not in _text_filters:
+        _text_filters.append(fn)
+
+
+def register_after_persist(fn: AfterPersist) -> None:
+    if fn not in _after_persist:
+        _after_persist.append(fn)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    conversation_id: int
+    role: str
+    body: Any
+    sender_id: int | None = None
+    visibility: str = Message.Visibility.PUBLIC
+    whisper_to_id: int | None = None
+    client_id: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+_ALLOWED_CONTROL = {"\n", "\t"}
+
+
+def validate_body(body: Any) -> str:
+    if not isinstance(body, str):
+        raise InvalidInput("The message text must be a string.")
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(body) > limit:
+        raise InvalidInput(f"The message is longer than {limit} characters.", code="too_long")
+    if not body.strip():
+        raise InvalidInput("The message is empty.", code="empty")
+    return body
+
+
+def clean_body(body: str) -> str:
+    """NFC-normalise, unify line ends and drop control characters that render invisibly."""
+    body = unicodedata.normalize("NFC", body.replace("\r\n", "\n").replace("\r", "\n"))
+    body = "".join(ch for ch in body if ch in _ALLOWED_CONTROL or unicodedata.category(ch) != "Cc")
+    return body.strip()
+
+
+def validate_client_id(client_id: Any) -> str | None:
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not (1 <= len(client_id) <= 64) or not client_id.isprintable():
+        raise InvalidInput("client_id must be a string of 1 to 64 printable characters.")
+    return client_id
+
+
+def filter_text(text: str, ctx: FilterContext) -> str:
+    """Apply the registered filters (masking) to any visitor- or agent-supplied text."""
+    for fn in _text_filters:
+        text = fn(text, ctx)
+    return text
+
+
+def run(inbound: Inbound) -> tuple[Message, bool]:
+    """Store and deliver one message; returns (message, created). A resend returns the original."""
+    body = clean_body(validate_body(inbound.body))
+    if not body:
+        raise InvalidInput("The message is empty.", code="empty")
+    client_id = validate_client_id(inbound.client_id)
+    with transaction.atomic():
+        # The row lock serialises writers of one conversation, so sequence numbers have no gaps
+        # or duplicates and a resend of the same client_id sees the first copy.
+        conversation = (
+            Conversation.objects.select_for_update().select_related("department").get(pk=inbound.conversation_id)
+        )
+        if client_id is not None:
+            existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+            if existing is not None:
+                if existing.role != inbound.role or existing.sender_id != inbound.sender_id:
+                    raise Conflict("That client_id was already used by another sender.", code="duplicate_client_id")
+                return existing, False
+        ctx = FilterContext(conversation_id=conversation.pk, department_id=conversation.department_id, role=inbound.role)
+        body = filter_text(body, ctx)
+        now = timezone.now()
+        conversation.last_seq += 1
+        conversation.save(update_fields=["last_seq"])
+        message = Message.objects.create(
+            conversation=conversation,
+            seq=conversation.last_seq,
+            role=inbound.role,
+            sender_id=inbound.sender_id,
+            visibility=inbound.visibility,
+            whisper_to_id=inbound.whisper_to_id,
+            body=body,
+            client_id=client_id,
+            meta=inbound.meta,
+            created_at=now,
+        )
+        for hook in _after_persist:
+            hook(message)
+        broadcast_message(message)
+    return message, True
+
+
+def broadcast_message(message: Message) -> None:
+    author = sender_display_name(message)
+    if message.visibility == Message.Visibility.PUBLIC:
+        events.send_event_on_commit(
+            events.visitor_group(message.conversation_id), frames.visitor_message_frame(message, author=author)
+        )
+    events.send_event_on_commit(
+        events.staff_group(message.conversation_id),
+        frames.staff_message_frame(message, author=author),
+        visibility=message.visibility,
+        whisper_to=message.whisper_to_id,
+        sender_id=message.sender_id,
+    )
+
+
+def sender_display_name(message: Message) -> str | None:
+    if message.role == Message.Role.VISITOR or message.sender_id is None:
+        return None
+    return display_names([message.sender_id]).get(message.sender_id)
+
+
+def display_names(user_ids: list[int]) -> dict[int, str]:
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(pk__in=set(user_ids)).select_related("agent")
+    names = {}
+    for user in users:
+        profile = getattr(user, "agent", None)
+        names[user.pk] = profile.display_name if profile else (user.get_full_name() or user.get_username())
+    return names

@@ -1,0 +1,92 @@
+"""Reads with the access check built in: "not yours" and "does not exist" look the same."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from chat.errors import NotFound
+from chat.models import AgentProfile, Conversation, Message, Visitor, hash_token
+
+
+def get_visitor_by_token(*, token: object) -> Visitor | None:
+    if not isinstance(token, str) or not (20 <= len(token) <= 100):
+        return None
+    return Visitor.objects.filter(token_hash=hash_token(token)).first()
+
+
+def get_agent_profile(*, user: AbstractBaseUser | AnonymousUser) -> AgentProfile | None:
+    if not user.is_authenticated or not user.is_active:
+        return None
+    return AgentProfile.objects.filter(user=user).first()
+
+
+def open_conversation_for_visitor(*, visitor: Visitor) -> Conversation | None:
+    return (
+        Conversation.objects.filter(visitor=visitor, status__in=Conversation.OPEN_STATUSES)
+        .select_related("department", "agent")
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def latest_conversation_for_visitor(*, visitor: Visitor) -> Conversation | None:
+    return (
+        Conversation.objects.filter(visitor=visitor)
+        .select_related("department", "agent")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def get_conversation_for_visitor(*, visitor: Visitor, conversation_id: object) -> Conversation:
+    if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+        raise NotFound()
+    conversation = (
+        Conversation.objects.filter(pk=conversation_id, visitor=visitor).select_related("department", "agent").first()
+    )
+    if conversation is None:
+        raise NotFound()
+    return conversation
+
+
+def get_conversation_for_staff(*, user: AbstractBaseUser, conversation_id: object) -> Conversation:
+    """The agent currently holding it (offered or active) or a superuser; everyone else: not found."""
+    if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+        raise NotFound()
+    qs = Conversation.objects.filter(pk=conversation_id).select_related("department", "agent", "visitor")
+    if not getattr(user, "is_superuser", False):
+        qs = qs.filter(agent__user=user, status__in=Conversation.HELD_STATUSES)
+    conversation = qs.first()
+    if conversation is None:
+        raise NotFound()
+    return conversation
+
+
+def held_conversations(*, agent: AgentProfile) -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(agent=agent, status__in=Conversation.HELD_STATUSES)
+        .select_related("department", "agent", "visitor")
+        .order_by("created_at")
+    )
+
+
+def visitor_messages_after(*, conversation: Conversation, after_seq: int, limit: int = 500) -> list[Message]:
+    """Public messages only: the visitor's view of a transcript never contains anything else."""
+    return list(
+        Message.objects.filter(
+            conversation=conversation, seq__gt=after_seq, visibility=Message.Visibility.PUBLIC
+        ).order_by("seq")[:limit]
+    )
+
+
+def staff_messages_after(
+    *, conversation: Conversation, user: AbstractBaseUser, after_seq: int, limit: int = 500
+) -> list[Message]:
+    from django.db.models import Q
+
+    visible = Q(visibility__in=[Message.Visibility.PUBLIC, Message.Visibility.INTERNAL]) | Q(
+        visibility=Message.Visibility.WHISPER, whisper_to=user
+    ) | Q(visibility=Message.Visibility.WHISPER, sender=user)
+    return list(
+        Message.objects.filter(conversation=conversation, seq__gt=after_seq).filter(visible).order_by("seq")[:limit]
+    )

@@ -1,0 +1,26 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from chat.models import Department
+from chat.selectors import get_agent_profile
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/home.html")
+
+
+def visitor_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/visitor.html", {"departments": Department.objects.all()})
+
+
+@login_required
+def agent_page(request: HttpRequest) -> HttpResponse:
+    profile = get_agent_profile(user=request.user)
+    if profile is None:
+        return render(request, "chat/not_an_agent.html", status=403)
+    return render(request, "chat/agent.html", {"profile": profile})
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,1 @@
+"""Models of coaching; filled in by its issue."""

@@ -1,0 +1,1 @@
+"""Models of reporting; filled in by its issue."""

@@ -1,0 +1,74 @@
+"""Drive the real ASGI application over WebSocket, as the pages and third parties do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from config.asgi import application
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+async def visitor_socket(*, token: str | None = None, last_seq: int = 0, hello: bool = True):
+    comm = WebsocketCommunicator(application, "/ws/visitor/", headers=[ORIGIN])
+    connected, _ = await comm.connect()
+    assert connected
+    welcome = None
+    if hello:
+        await comm.send_json_to({"type": "hello", "token": token, "last_seq": last_seq})
+        welcome = await comm.receive_json_from()
+        assert welcome["type"] == "welcome", welcome
+    return comm, welcome
+
+
+async def session_cookie_for(username: str) -> bytes:
+    def login() -> str:
+        client = Client()
+        client.force_login(get_user_model().objects.get(username=username))
+        return client.cookies["sessionid"].value
+
+    value = await database_sync_to_async(login)()
+    return b"sessionid=" + value.encode()
+
+
+async def agent_socket(username: str):
+    cookie = await session_cookie_for(username)
+    comm = WebsocketCommunicator(application, "/ws/agent/", headers=[ORIGIN, (b"cookie", cookie)])
+    connected, _ = await comm.connect()
+    assert connected, f"agent socket for {username} refused"
+    state = await comm.receive_json_from()
+    assert state["type"] == "state"
+    return comm, state
+
+
+async def receive_until(comm: WebsocketCommunicator, predicate, *, timeout: float = 3.0) -> dict[str, Any]:
+    """Frames until one matches; fails with the frames seen so a wrong frame is easy to read."""
+    seen = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise AssertionError(f"no matching frame; saw {json.dumps(seen)[:2000]}")
+        try:
+            frame = await comm.receive_json_from(timeout=remaining)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no matching frame; saw {json.dumps(seen)[:2000]}") from None
+        seen.append(frame)
+        if predicate(frame):
+            return frame
+
+
+async def drain(comm: WebsocketCommunicator, *, timeout: float = 0.3) -> list[dict[str, Any]]:
+    frames = []
+    while True:
+        try:
+            frames.append(await comm.receive_json_from(timeout=timeout))
+        except asyncio.TimeoutError:
+            return frames

@@ -1,0 +1,69 @@
+"""Shared personas and helpers. Real-mode tests are marked `realmode` and need DATABASE_URL+REDIS_URL."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+from chat.models import AgentProfile
+from tests.factories import AgentFactory, DepartmentFactory, UserFactory
+
+REAL_MODE = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_real = pytest.mark.skip(reason="real mode only: set DATABASE_URL and REDIS_URL (see README)")
+    for item in items:
+        if "realmode" in item.keywords and not REAL_MODE:
+            item.add_marker(skip_real)
+
+
+@pytest.fixture(autouse=True)
+def _no_inprocess_sweeper(settings):
+    # Tests call services.sweep() themselves with explicit times.
+    settings.CHAT_INPROCESS_SWEEPER = False
+
+
+@pytest.fixture
+def department(db):
+    return DepartmentFactory(name="Patient support", slug="support")
+
+
+@pytest.fixture
+def other_department(db):
+    return DepartmentFactory(name="Billing", slug="billing")
+
+
+def _agent(username: str, name: str, departments, **kwargs) -> AgentProfile:
+    return AgentFactory(user=UserFactory(username=username), display_name=name, departments=departments, **kwargs)
+
+
+@pytest.fixture
+def agent(department):
+    return _agent("alice", "Alice Agent", [department])
+
+
+@pytest.fixture
+def second_agent(department):
+    return _agent("bob", "Bob Agent", [department])
+
+
+@pytest.fixture
+def make_agent():
+    return _agent
+
+
+@pytest.fixture
+def supervisor(db):
+    return UserFactory(username="sam", is_superuser=True)
+
+
+@pytest.fixture
+def channel_layer_settings(settings):
+    return settings.CHANNEL_LAYERS
+
+
+def real_mode() -> bool:
+    return REAL_MODE and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # daphne closes frames over 64 KB with 1009 (see CHAT_MAX_FRAME_BYTES).
-DAPHNE_FLAGS := --websocket_max_message_size 65536 --websocket_max_frame_size 65536
+DAPHNE_FLAGS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536
 
 .PHONY: run test install lint serve worker beat clean
 

@@ -39,12 +39,16 @@ def _lock_agent_with_capacity(
     )
     if only_id is not None:
         candidates = candidates.filter(pk=only_id)
-    for candidate in candidates.values_list("pk", flat=True)[:20]:
-        # Re-read under the row lock: the annotation above may be stale by now.
-        agent = AgentProfile.objects.select_for_update().get(pk=candidate)
-        if agent.presence == AgentProfile.Presence.ONLINE and held_count(agent) < agent.max_chats:
-            return agent
-    return None
+    ids = list(candidates.values_list("pk", flat=True)[:20])
+    if not ids:
+        return None
+    # Lock every candidate in one statement, in primary-key order: locking them one at a time in
+    # preference order let two dispatchers each hold the agent the other wanted next (deadlock).
+    list(AgentProfile.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
+    # Ask again under the locks: the answer above may be stale, and nobody can add a chat to
+    # these agents or change their presence until we commit.
+    chosen = candidates.filter(pk__in=ids).values_list("pk", flat=True).first()
+    return AgentProfile.objects.get(pk=chosen) if chosen is not None else None
 
 
 def _declined_by(conversation: Conversation) -> set[int]:
@@ -90,16 +94,20 @@ def offer_next_in_queue(*, department_id: int) -> Conversation | None:
         department = Department.objects.get(pk=department_id)
         if department.routing == Department.Routing.PICK:
             return None
-        # skip_locked: another process busy with the head lets this one try the next in line
-        # instead of waiting; SQLite ignores it but serialises whole transactions anyway.
+        # Wait for the head rather than skip it (skip_locked): a skipping dispatcher offers a
+        # newer chat before an older one, and one that finds the head locked while the holder
+        # saw no free agent yet leaves a chat waiting next to an agent who just came online.
         queued = (
-            Conversation.objects.select_for_update(skip_locked=True)
+            Conversation.objects.select_for_update()
             .filter(department=department, status=Conversation.Status.QUEUED)
             .order_by("queue_order_at", "pk")
         )
         for conversation in queued[:10]:
-            agent = _lock_agent_with_capacity(department, exclude_ids=_declined_by(conversation))
+            declined = _declined_by(conversation)
+            agent = _lock_agent_with_capacity(department, exclude_ids=declined)
             if agent is None:
+                if not declined:
+                    return None  # nobody can take the head, so nobody can take a later chat: FIFO
                 continue
             conversation.department = department
             _offer(conversation, agent, now=timezone.now())

@@ -144,15 +144,19 @@ class VisitorConsumer(JsonFrameConsumer):
                 raise ChatError("This visitor token is not valid; send hello without a token.", code="invalid_token")
             await database_sync_to_async(services.touch_visitor)(visitor_id=self.visitor.pk, page_url=data.get("page_url"))
         await self.channel_layer.group_add(events.visitor_private_group(self.visitor.pk), self.channel_name)
-        state = await database_sync_to_async(self._welcome_state)()
+        state = await database_sync_to_async(self._welcome_state)(last_seq)
         await self.send_frame({"type": "welcome", "token": issued, **state})
         if state["conversation"] is not None:
             await self._follow(state["conversation"]["conversation_id"], after_seq=last_seq)
 
-    def _welcome_state(self) -> dict[str, Any]:
+    def _welcome_state(self, last_seq: int = 0) -> dict[str, Any]:
         from chat.models import Department
 
         conversation = selectors.open_conversation_for_visitor(visitor=self.visitor)
+        if conversation is None and last_seq > 0:
+            # The client holds messages of a chat that ended while it was away: it still gets
+            # the rest of that chat (the last replies, the end line) instead of a blank page.
+            conversation = selectors.latest_conversation_for_visitor(visitor=self.visitor)
         frame = None
         if conversation is not None:
             frame = frames.visitor_conversation_frame(
@@ -174,11 +178,15 @@ class VisitorConsumer(JsonFrameConsumer):
         await self._send_history(after_seq)
 
     async def _send_history(self, after_seq: int) -> None:
-        history = await database_sync_to_async(self._history)(after_seq)
-        if history is not None:
+        # One frame per page until a short page: a long absence is delivered in full.
+        while True:
+            history = await database_sync_to_async(self._history)(after_seq)
             await self.send_frame(history)
+            if len(history["messages"]) < selectors.HISTORY_PAGE:
+                return
+            after_seq = history["messages"][-1]["seq"]
 
-    def _history(self, after_seq: int) -> dict[str, Any] | None:
+    def _history(self, after_seq: int) -> dict[str, Any]:
         conversation = selectors.get_conversation_for_visitor(visitor=self.visitor, conversation_id=self.conversation_id)
         messages = selectors.visitor_messages_after(conversation=conversation, after_seq=after_seq)
         names = display_names([m.sender_id for m in messages if m.sender_id])
@@ -384,7 +392,11 @@ class AgentConsumer(JsonFrameConsumer):
 
     async def on_typing(self, data: dict[str, Any]) -> None:
         conversation_id = data.get("conversation_id")
-        if conversation_id not in self.conversations:
+        # Type check first: a list or object id is unhashable (set lookup would raise, turning bad
+        # input into "internal"), and True == 1 would pass for conversation 1.
+        if not isinstance(conversation_id, int) or isinstance(conversation_id, bool) or (
+            conversation_id not in self.conversations
+        ):
             raise ChatError("No such conversation.", code="not_found")
         frame = {"type": "typing", "conversation_id": conversation_id, "role": "agent",
                  "active": bool(data.get("active", True))}
@@ -396,7 +408,13 @@ class AgentConsumer(JsonFrameConsumer):
         await self._send_history(conversation_id, last_seq)
 
     async def _send_history(self, conversation_id: Any, after_seq: int) -> None:
-        await self.send_frame(await database_sync_to_async(self._history)(conversation_id, after_seq))
+        # One frame per page until a short page: a long absence is delivered in full.
+        while True:
+            history = await database_sync_to_async(self._history)(conversation_id, after_seq)
+            await self.send_frame(history)
+            if len(history["messages"]) < selectors.HISTORY_PAGE:
+                return
+            after_seq = history["messages"][-1]["seq"]
 
     def _history(self, conversation_id: Any, after_seq: int) -> dict[str, Any]:
         conversation = selectors.get_conversation_for_staff(user=self.user, conversation_id=conversation_id)

@@ -70,7 +70,13 @@ def held_conversations(*, agent: AgentProfile) -> list[Conversation]:
     )
 
 
-def visitor_messages_after(*, conversation: Conversation, after_seq: int, limit: int = 500) -> list[Message]:
+# Messages per history frame; a longer history goes out as several frames (see consumers).
+HISTORY_PAGE = 500
+
+
+def visitor_messages_after(
+    *, conversation: Conversation, after_seq: int, limit: int = HISTORY_PAGE
+) -> list[Message]:
     """Public messages only: the visitor's view of a transcript never contains anything else."""
     return list(
         Message.objects.filter(
@@ -80,7 +86,7 @@ def visitor_messages_after(*, conversation: Conversation, after_seq: int, limit:
 
 
 def staff_messages_after(
-    *, conversation: Conversation, user: AbstractBaseUser, after_seq: int, limit: int = 500
+    *, conversation: Conversation, user: AbstractBaseUser, after_seq: int, limit: int = HISTORY_PAGE
 ) -> list[Message]:
     from django.db.models import Q
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator, URLValidator
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chat import assignment, events, frames
@@ -33,7 +34,9 @@ def _short_text(value: Any, *, field: str, limit: int, ctx: FilterContext | None
 def _url(value: Any, *, field: str) -> str:
     if not value:
         return ""
-    if not isinstance(value, str) or len(value) > 2000:
+    # isprintable: URLValidator lets NUL and other control characters through in the path, and
+    # PostgreSQL refuses NUL in text, which would turn a hello into an internal error.
+    if not isinstance(value, str) or len(value) > 2000 or not value.isprintable():
         return ""
     try:
         URLValidator(schemes=["http", "https"])(value)
@@ -51,7 +54,7 @@ def create_visitor(
         token_hash=hash_token(token),
         page_url=_url(page_url, field="page_url"),
         referrer=_url(referrer, field="referrer"),
-        user_agent=(user_agent or "")[:500],
+        user_agent="".join(ch for ch in (user_agent or "") if ch.isprintable())[:500],
         ip_address=ip_address,
         last_seen_at=timezone.now(),
     )
@@ -175,12 +178,20 @@ def _record_first_reply(*, conversation_id: int, at: datetime) -> None:
     ).update(first_reply_at=at)
 
 
-def end_conversation(*, conversation_id: int, ended_by: str, now: datetime | None = None) -> Conversation:
-    """End a chat. A visitor leaving a waiting chat makes it abandoned, a ringing one missed."""
+def end_conversation(
+    *, conversation_id: int, ended_by: str, now: datetime | None = None, visitor_left_at: datetime | None = None
+) -> Conversation:
+    """End a chat. A visitor leaving a waiting chat makes it abandoned, a ringing one missed.
+
+    `visitor_left_at` (the sweeper's case): missed or abandoned follows what the chat was doing
+    when the visitor left, not when the sweeper noticed; by then the offer may have timed out
+    (30 s) and the chat be back in the queue, or a chat left in the queue be ringing for nobody.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         conversation = (
-            Conversation.objects.select_for_update().select_related("department", "agent", "visitor")
+            # of=("self",): the agent join is an outer join, which PostgreSQL refuses to lock.
+            Conversation.objects.select_for_update(of=("self",)).select_related("department", "agent", "visitor")
             .filter(pk=conversation_id).first()
         )
         if conversation is None:
@@ -190,6 +201,12 @@ def end_conversation(*, conversation_id: int, ended_by: str, now: datetime | Non
         previous = conversation.status
         if previous == Conversation.Status.ACTIVE:
             conversation.status = Conversation.Status.ENDED
+        elif visitor_left_at is not None:
+            conversation.status = (
+                Conversation.Status.MISSED
+                if _was_ringing(conversation, at=visitor_left_at)
+                else Conversation.Status.ABANDONED
+            )
         elif previous == Conversation.Status.OFFERED:
             conversation.status = Conversation.Status.MISSED
         else:
@@ -228,6 +245,16 @@ def end_conversation(*, conversation_id: int, ended_by: str, now: datetime | Non
     return conversation
 
 
+def _was_ringing(conversation: Conversation, *, at: datetime) -> bool:
+    """Whether an agent had this chat offered, and had not accepted it, at the moment `at`."""
+    return (
+        conversation.assignments.filter(offered_at__lte=at)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
+        .filter(Q(accepted_at__isnull=True) | Q(accepted_at__gt=at))
+        .exists()
+    )
+
+
 def end_by_visitor(*, visitor: Visitor) -> Conversation:
     conversation = open_conversation_for_visitor(visitor=visitor)
     if conversation is None:
@@ -257,7 +284,9 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     gone = Conversation.objects.filter(
         status__in=[Conversation.Status.QUEUED, Conversation.Status.OFFERED], visitor__last_seen_at__lt=waiting_cutoff
     ) | Conversation.objects.filter(status=Conversation.Status.ACTIVE, visitor__last_seen_at__lt=idle_cutoff)
-    for conversation_id in gone.values_list("pk", flat=True):
-        end_conversation(conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, now=now)
+    for conversation_id, left_at in gone.values_list("pk", "visitor__last_seen_at"):
+        end_conversation(
+            conversation_id=conversation_id, ended_by=Conversation.EndedBy.SYSTEM, now=now, visitor_left_at=left_at
+        )
         counts["visitors_left"] += 1
     return counts

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from chat.models import Department
+from chat.models import AgentProfile, Department
 from chat.selectors import get_agent_profile
 
 
@@ -19,7 +19,9 @@ def agent_page(request: HttpRequest) -> HttpResponse:
     profile = get_agent_profile(user=request.user)
     if profile is None:
         return render(request, "chat/not_an_agent.html", status=403)
-    return render(request, "chat/agent.html", {"profile": profile})
+    return render(
+        request, "chat/agent.html", {"profile": profile, "presence_choices": AgentProfile.Presence.choices}
+    )
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

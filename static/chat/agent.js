@@ -65,9 +65,19 @@
       var internal = el.querySelector(".internal").checked;
       socket.sendReliable({ type: "message", conversation_id: id, body: input.value, visibility: internal ? "internal" : "public" });
       input.value = "";
+      // One note at a time: a ticked box left over would silently hide the next reply from the visitor.
+      el.querySelector(".internal").checked = false;
     });
+    // As on the visitor's page: "typing" once, "stopped" after a 2-second pause, so the
+    // visitor's indicator goes away (and a keystroke is not a frame).
+    var typingTimer = null;
     el.querySelector(".message-input").addEventListener("input", function () {
-      socket.sendRaw({ type: "typing", conversation_id: id, active: true });
+      if (!typingTimer) socket.sendRaw({ type: "typing", conversation_id: id, active: true });
+      window.clearTimeout(typingTimer);
+      typingTimer = window.setTimeout(function () {
+        socket.sendRaw({ type: "typing", conversation_id: id, active: false });
+        typingTimer = null;
+      }, 2000);
     });
     return entry;
   }

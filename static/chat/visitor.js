@@ -55,7 +55,11 @@
   }
 
   var socket = new window.Coachline.ChatSocket("/ws/visitor/", {
-    onStatus: function (s) { conn.textContent = s === "connected" ? "" : s === "reconnecting" ? "Reconnecting…" : "Connecting…"; },
+    onStatus: function (s) {
+      conn.textContent = s === "connected" ? "" : s === "reconnecting" ? "Reconnecting…" : "Connecting…";
+      // A start frame sent before the socket is open would be dropped: no Start until then.
+      form.querySelector("button[type=submit]").disabled = s !== "connected";
+    },
     onOpen: function () {
       socket.sendRaw({ type: "hello", token: localStorage.getItem(TOKEN_KEY), last_seq: lastSeq,
                        page_url: window.location.href, referrer: document.referrer || null });
@@ -93,9 +97,10 @@
     e.preventDefault();
     showError("");
     var data = new FormData(form);
-    socket.sendRaw({ type: "start", department: data.get("department"), name: data.get("name"),
-                     email: data.get("email") || null, message: data.get("message") || null,
-                     client_id: window.Coachline.uuid() });
+    var sent = socket.sendRaw({ type: "start", department: data.get("department"), name: data.get("name"),
+                                email: data.get("email") || null, message: data.get("message") || null,
+                                client_id: window.Coachline.uuid() });
+    if (!sent) showError("Not connected yet; try again in a moment.");
   });
 
   composer.addEventListener("submit", function (e) {

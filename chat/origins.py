@@ -21,17 +21,26 @@ class ChatOriginValidator(OriginValidator):
         super().__init__(application, allowed_origins=[])
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        parsed = None
-        for name, value in scope.get("headers", []):
-            if name == b"origin":
-                try:
-                    parsed = urlparse(value.decode("latin1"))
-                except UnicodeDecodeError:
-                    parsed = None
-        self.allowed_origins = allowed_origins(visitor=scope.get("path", "").startswith(VISITOR_PATH_PREFIX))
-        if parsed is not None and self.validate_origin(parsed):
+        headers = dict(scope.get("headers", []))
+        try:
+            raw = headers.get(b"origin")
+            parsed = urlparse(raw.decode("latin1")) if raw is not None else None
+        except (UnicodeDecodeError, ValueError):
+            parsed = None
+        visitor = scope.get("path", "").startswith(VISITOR_PATH_PREFIX)
+        if parsed is not None and self._allowed(parsed, visitor=visitor, host=headers.get(b"host")):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)
+
+    def _allowed(self, parsed: Any, *, visitor: bool, host: bytes | None) -> bool:
+        patterns = allowed_origins(visitor=visitor)
+        if not any(pattern == "*" or self.match_allowed_origin(parsed, pattern) for pattern in patterns):
+            return False
+        if not visitor and host is not None:
+            # Staff pages are served by this site itself: the origin must be exactly the host
+            # (with its port) the socket was opened to, not some other service on that machine.
+            return parsed.netloc.lower() == host.decode("latin1").lower()
+        return True
 
 
 def allowed_origins(*, visitor: bool) -> list[str]:

@@ -67,3 +67,10 @@ def channel_layer_settings(settings):
 
 def real_mode() -> bool:
     return REAL_MODE and settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2 at production strength costs ~0.5 s per user on this hardware; tests check
+    # behaviour, not hashing strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

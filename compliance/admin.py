@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from compliance import audit, masking, selectors, services
+from compliance.audit_export import can_read_audit_log
+from compliance.models import AuditEntry, MaskingRule, MaskingSettings
+
+
+class MaskingRuleForm(forms.ModelForm):
+    # Not stored: lets an administrator see what a pattern does before saving or enabling it.
+    try_text = forms.CharField(
+        label="Try it on",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=(
+            "Type sample text and press Save: the page shows the text masked by this pattern and "
+            "the built-in detectors, and nothing is saved. Empty this box to save."
+        ),
+    )
+
+    class Meta:
+        model = MaskingRule
+        fields = ("name", "pattern", "enabled", "live", "archive", "departments")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        sample = cleaned.get("try_text")
+        if not sample or "pattern" not in cleaned:
+            return cleaned
+        try:
+            pattern = masking.compile_rule_pattern(cleaned["pattern"])
+        except masking.UnsafePattern:
+            return cleaned  # the model's clean() reports it on the pattern field
+        active = selectors.get_masking_policy(department_id=None, place="live")
+        policy = masking.Policy(
+            cards=active.cards,
+            ssns=active.ssns,
+            keep_last_four=active.keep_last_four,
+            rules=(masking.Rule(name="draft", pattern=pattern),),
+        )
+        # A field error is the plain way to show the form again without saving anything.
+        self.add_error("try_text", f"Preview, nothing saved: {masking.mask(sample, policy)}")
+        return cleaned
+
+
+@admin.register(MaskingRule)
+class MaskingRuleAdmin(admin.ModelAdmin):
+    form = MaskingRuleForm
+    list_display = (
+        "name",
+        "pattern",
+        "enabled",
+        "live",
+        "archive",
+        "department_names",
+        "updated_at",
+    )
+    list_filter = ("enabled", "live", "archive")
+    search_fields = ("name", "pattern")
+    filter_horizontal = ("departments",)
+    readonly_fields = ("created_at", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MaskingRule]:
+        return super().get_queryset(request).prefetch_related("departments")
+
+    @admin.display(description="departments")
+    def department_names(self, obj: MaskingRule) -> str:
+        return ", ".join(d.name for d in obj.departments.all()) or "all"
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Departments are saved after the rule itself, so reload only once both are written.
+        super().save_related(request, form, formsets, change)
+        services.reload_masking_rules()
+
+    def delete_model(self, request: HttpRequest, obj: MaskingRule) -> None:
+        super().delete_model(request, obj)
+        services.reload_masking_rules()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[MaskingRule]) -> None:
+        super().delete_queryset(request, queryset)
+        services.reload_masking_rules()
+
+
+@admin.register(MaskingSettings)
+class MaskingSettingsAdmin(admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "keep_last_four_card_digits",
+        "cards_live",
+        "cards_archive",
+        "ssns_live",
+        "ssns_archive",
+    )
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not MaskingSettings.objects.exists()
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: MaskingSettings | None = None
+    ) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: MaskingSettings, form: Any, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        services.reload_masking_rules()
+
+
+# --- Audit log ------------------------------------------------------------------------------
+# Read-only, for superusers only until the roles exist; every look at it is itself audited.
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("id", "at", "actor_username", "role", "action", "target", "outcome", "source_ip")
+    list_filter = ("outcome",)
+    # Exact and prefix lookups only, so the searches use the indexes on a log of millions.
+    search_fields = ("=actor_username", "=target", "^action")
+    ordering = ("-id",)
+    list_per_page = 100
+    show_full_result_count = False
+    fields = (
+        "id", "at", "actor", "actor_username", "role", "source_ip", "action", "target", "outcome",
+        "details", "prev_hash", "hash",
+    )
+    readonly_fields = fields
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return can_read_audit_log(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        self._audit_look(request, target="audit_log")
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        self._audit_look(request, target=f"audit_entry:{object_id}"[:255])
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _audit_look(self, request: HttpRequest, *, target: str) -> None:
+        allowed = self.has_view_permission(request)
+        audit.record(
+            action="audit.view",
+            actor=request.user,
+            role=audit.role_of(request.user),
+            source_ip=request.META.get("REMOTE_ADDR") or None,
+            target=target,
+            outcome=AuditEntry.Outcome.SUCCESS if allowed else AuditEntry.Outcome.DENIED,
+            details={"query": request.GET.dict()} if request.GET else {},
+        )
+        if not allowed:
+            raise PermissionDenied

@@ -1,0 +1,178 @@
+"""What an administrator configures about masking: own patterns, and the built-in detectors.
+
+"Live" masking runs in the chat pipeline before a message is stored or shown to the agent, so
+the raw value never exists anywhere. "Archive" masking runs on what is read back from storage
+(transcripts, exports, e-mails, the archive); with live masking on it is a second safety net,
+with live masking off it lets agents see a value that is still kept out of the records.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from compliance.masking import UnsafePattern, compile_rule_pattern
+
+
+class MaskingRule(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    pattern = models.CharField(
+        max_length=500,
+        help_text=(
+            "A Python regular expression; every letter and digit it matches becomes X, other "
+            "characters stay. Start with (?i) to ignore case. Try it with `manage.py mask`."
+        ),
+    )
+    enabled = models.BooleanField(default=True)
+    departments = models.ManyToManyField(
+        "chat.Department",
+        blank=True,
+        related_name="+",
+        help_text="Leave empty to apply the rule in every department.",
+    )
+    live = models.BooleanField(
+        default=True, help_text="Mask before agents see or anything stores the text."
+    )
+    archive = models.BooleanField(
+        default=True, help_text="Mask transcripts, exports, e-mails and the archive."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            compile_rule_pattern(self.pattern)
+        except UnsafePattern as exc:
+            raise ValidationError({"pattern": str(exc)}) from exc
+
+
+class MaskingSettings(models.Model):
+    """The one row of masking settings (primary key 1); absent means the defaults below."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    keep_last_four_card_digits = models.BooleanField(
+        default=False,
+        help_text="Leave the last four digits of card numbers visible (PCI DSS allows at most these).",
+    )
+    cards_live = models.BooleanField("mask card numbers live", default=True)
+    cards_archive = models.BooleanField("mask card numbers in the archive", default=True)
+    ssns_live = models.BooleanField("mask US Social Security numbers live", default=True)
+    ssns_archive = models.BooleanField(
+        "mask US Social Security numbers in the archive", default=True
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "masking settings"
+        verbose_name_plural = "masking settings"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="masking_settings_singleton")]
+
+    def __str__(self) -> str:
+        return "Masking settings"
+
+
+# --- Audit log (compliance.audit writes it; nothing else does) --------------------------------
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or remove audit entries through the ORM."""
+
+
+def _refuse(what: str) -> NoReturn:
+    raise AppendOnlyError(f"The audit log is append-only: {what} is refused.")
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    # Every bulk path that could rewrite or remove rows; model deletes cascade through
+    # `_raw_delete`, saves of existing rows through `_update`.
+    def update(self, **kwargs: Any) -> NoReturn:
+        _refuse("update")
+
+    def _update(self, values: Any) -> NoReturn:
+        _refuse("update")
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> NoReturn:
+        _refuse("update")
+
+    def delete(self) -> NoReturn:
+        _refuse("delete")
+
+    def _raw_delete(self, using: Any) -> NoReturn:
+        _refuse("delete")
+
+
+class AuditEntry(models.Model):
+    """One audited event, chained to the one before it by hash.
+
+    Written only by `compliance.audit.record()`; `hash` is sha256 over the canonical JSON of the
+    fields in `compliance.audit.HASHED_FIELDS` (which include `prev_hash`), so editing any entry
+    or removing one from the middle breaks the chain where `verify_audit_log` can see it.
+    """
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        DENIED = "denied", "Denied"
+
+    at = models.DateTimeField()
+    # PROTECT: an account that has audit entries is deactivated, not deleted; deleting it would
+    # have to rewrite (SET_NULL) or remove (CASCADE) entries of an append-only log.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    role = models.CharField(max_length=100, blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=100)
+    target = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        # The export's filters. Every index slows each append a little, so only these; the
+        # pattern opclass serves both equality and the "login.*" prefix filter on PostgreSQL.
+        indexes = [
+            models.Index(fields=["at"], name="compliance_audit_at"),
+            models.Index(fields=["actor_username"], name="compliance_audit_username"),
+            models.Index(
+                fields=["action"], name="compliance_audit_action", opclasses=["varchar_pattern_ops"]
+            ),
+            models.Index(
+                fields=["target"], name="compliance_audit_target", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
+        constraints = [
+            # Each entry has at most one successor: two writers that read the same head can
+            # never both commit, so the log cannot fork even if the append lock were bypassed.
+            models.UniqueConstraint(fields=["prev_hash"], name="compliance_audit_one_successor"),
+            models.CheckConstraint(
+                condition=Q(outcome__in=["success", "failure", "denied"]),
+                name="compliance_audit_outcome_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} {self.target} ({self.outcome})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            _refuse("changing an entry")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse("deleting an entry")

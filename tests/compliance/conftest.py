@@ -1,0 +1,16 @@
+"""Shared by the compliance tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from compliance import selectors
+
+
+@pytest.fixture(autouse=True)
+def _fresh_masking_cache():
+    # Each test's database is rolled back, but the in-process masking snapshot would survive it;
+    # drop it on both sides so no test sees another's rules.
+    selectors.clear_masking_cache()
+    yield
+    selectors.clear_masking_cache()

@@ -166,7 +166,7 @@ def broadcast_queue(*, department_id: int) -> None:
 
 def _locked_held(conversation_id: int, agent: AgentProfile, status: str) -> Conversation:
     conversation = (
-        Conversation.objects.select_for_update()
+        Conversation.objects.select_for_update(of=("self",))
         .select_related("department", "visitor")
         .filter(pk=conversation_id, agent=agent, status=status)
         .first()
@@ -204,7 +204,7 @@ def take_from_queue(*, agent: AgentProfile, conversation_id: int) -> Conversatio
     """An agent picks a waiting chat itself (departments set to let agents pick)."""
     with transaction.atomic():
         conversation = (
-            Conversation.objects.select_for_update()
+            Conversation.objects.select_for_update(of=("self",))
             .select_related("department", "visitor")
             .filter(pk=conversation_id, department__in=agent.departments.all())
             .first()
@@ -268,7 +268,7 @@ def expire_offers(*, now: datetime | None = None) -> int:
             continue
         with transaction.atomic():
             conversation = (
-                Conversation.objects.select_for_update()
+                Conversation.objects.select_for_update(of=("self",))
                 .select_related("department", "visitor")
                 .filter(pk=assignment.conversation_id, status=Conversation.Status.OFFERED, agent_id=assignment.agent_id)
                 .first()

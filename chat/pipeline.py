@@ -103,8 +103,12 @@ def run(inbound: Inbound) -> tuple[Message, bool]:
     with transaction.atomic():
         # The row lock serialises writers of one conversation, so sequence numbers have no gaps
         # or duplicates and a resend of the same client_id sees the first copy.
+        # of=("self",): lock only the conversation, not the joined department row, which would
+        # make every message of a department wait on one lock.
         conversation = (
-            Conversation.objects.select_for_update().select_related("department").get(pk=inbound.conversation_id)
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("department")
+            .get(pk=inbound.conversation_id)
         )
         if client_id is not None:
             existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()

@@ -120,13 +120,18 @@
   }
 
   var socket = new window.Coachline.ChatSocket("/ws/agent/", {
-    onStatus: function (s) { $("connection").textContent = s === "connected" ? "" : "Reconnecting…"; },
+    onStatus: function (s) {
+      $("connection").textContent = s === "connected" ? "" : "Reconnecting…";
+      // A status change made while the socket is down would be lost: enabled again by "state".
+      if (s !== "connected") $("presence").disabled = true;
+    },
     onOpen: function () {},
     onFrame: function (f) {
       switch (f.type) {
         case "state":
           me = f.me; agents = f.agents; departments = f.all_departments;
           $("presence").value = me.presence;
+          $("presence").disabled = false;
           queues.clear(); renderQueue(f.queue);
           f.conversations.forEach(function (c) {
             updateChat(c);

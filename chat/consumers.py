@@ -194,7 +194,7 @@ class VisitorConsumer(JsonFrameConsumer):
             "type": "history",
             "conversation_id": conversation.pk,
             "messages": [frames.visitor_message_frame(m, author=names.get(m.sender_id)) for m in messages],
-            "last_seq": conversation.last_seq,
+            "last_seq": conversation.last_public_seq,
         }
 
     async def on_start(self, data: dict[str, Any]) -> None:
@@ -221,7 +221,8 @@ class VisitorConsumer(JsonFrameConsumer):
             visitor=visitor, body=data.get("body"), client_id=data.get("client_id")
         )
         await self.send_frame(
-            {"type": "ack", "client_id": message.client_id, "seq": message.seq, "conversation_id": message.conversation_id}
+            {"type": "ack", "client_id": message.client_id, "seq": message.public_seq,
+             "conversation_id": message.conversation_id}
         )
 
     async def on_typing(self, data: dict[str, Any]) -> None:

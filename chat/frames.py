@@ -40,7 +40,7 @@ def visitor_message_frame(message: Message, *, author: str | None) -> dict[str, 
     return {
         "type": "message",
         "conversation_id": message.conversation_id,
-        "seq": message.seq,
+        "seq": message.public_seq,
         "role": message.role,
         "author": author,
         "body": message.body,
@@ -74,7 +74,7 @@ def visitor_conversation_frame(conversation: Conversation, *, queue_position: in
         "department": conversation.department.name,
         "agent": agent_card(conversation.agent) if conversation.status == Conversation.Status.ACTIVE else None,
         "queue_position": queue_position,
-        "last_seq": conversation.last_seq,
+        "last_seq": conversation.last_public_seq,
         "ended_by": conversation.ended_by or None,
     }
 

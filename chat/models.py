@@ -139,6 +139,9 @@ class Conversation(models.Model):
     ended_by = models.CharField(max_length=10, choices=EndedBy.choices, blank=True)
 
     last_seq = models.PositiveIntegerField(default=0)
+    # Visitors count only public messages, so the numbers they see have no gaps that would
+    # betray internal notes or whispers in between.
+    last_public_seq = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [
@@ -207,6 +210,8 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveIntegerField()
+    # Sequence among public messages only: the number visitors see and resume from.
+    public_seq = models.PositiveIntegerField(null=True, blank=True)
     role = models.CharField(max_length=10, choices=Role.choices)
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -224,6 +229,11 @@ class Message(models.Model):
         ordering = ["conversation", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_seq_unique"),
+            models.UniqueConstraint(
+                fields=["conversation", "public_seq"],
+                condition=Q(public_seq__isnull=False),
+                name="message_public_seq_unique",
+            ),
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],
                 condition=Q(client_id__isnull=False),

@@ -120,10 +120,17 @@ def run(inbound: Inbound) -> tuple[Message, bool]:
         body = filter_text(body, ctx)
         now = timezone.now()
         conversation.last_seq += 1
-        conversation.save(update_fields=["last_seq"])
+        fields = ["last_seq"]
+        public_seq = None
+        if inbound.visibility == Message.Visibility.PUBLIC:
+            conversation.last_public_seq += 1
+            public_seq = conversation.last_public_seq
+            fields.append("last_public_seq")
+        conversation.save(update_fields=fields)
         message = Message.objects.create(
             conversation=conversation,
             seq=conversation.last_seq,
+            public_seq=public_seq,
             role=inbound.role,
             sender_id=inbound.sender_id,
             visibility=inbound.visibility,

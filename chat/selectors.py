@@ -80,8 +80,8 @@ def visitor_messages_after(
     """Public messages only: the visitor's view of a transcript never contains anything else."""
     return list(
         Message.objects.filter(
-            conversation=conversation, seq__gt=after_seq, visibility=Message.Visibility.PUBLIC
-        ).order_by("seq")[:limit]
+            conversation=conversation, public_seq__gt=after_seq, visibility=Message.Visibility.PUBLIC
+        ).order_by("public_seq")[:limit]
     )
 
 

@@ -68,13 +68,16 @@ def history_messages(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def rows(conversation_id: int, *, public_only: bool = False) -> list[tuple[int, str, str]]:
     qs = Message.objects.filter(conversation_id=conversation_id)
     if public_only:
+        # The visitor's view: public messages numbered by their own gapless sequence.
         qs = qs.filter(visibility=Message.Visibility.PUBLIC)
+        return list(qs.order_by("public_seq").values_list("public_seq", "role", "body"))
     return list(qs.order_by("seq").values_list("seq", "role", "body"))
 
 
 @database_sync_to_async
-def last_seq(conversation_id: int) -> int:
-    return Conversation.objects.get(pk=conversation_id).last_seq
+def last_seq(conversation_id: int, *, public: bool = False) -> int:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    return conversation.last_public_seq if public else conversation.last_seq
 
 
 @contextlib.contextmanager
@@ -174,10 +177,12 @@ async def test_first_message_of_start_is_deduplicated_too(agent):
 # --- persisted before broadcast ---------------------------------------------------------------
 
 
-def _committed(conversation_id: int, seq: int, body: str) -> bool:
+def _committed(conversation_id: int, seq: int, body: str, *, visitor_frame: bool) -> bool:
     # Runs in a thread of its own, so on its own connection: it sees only committed rows.
+    # Visitor frames number public messages only (public_seq); staff frames use seq.
+    by_seq = {"public_seq": seq} if visitor_frame else {"seq": seq}
     try:
-        return Message.objects.filter(conversation_id=conversation_id, seq=seq, body=body).exists()
+        return Message.objects.filter(conversation_id=conversation_id, body=body, **by_seq).exists()
     finally:
         connection.close()
 
@@ -190,7 +195,7 @@ async def test_every_message_is_committed_before_any_client_can_receive_it(agent
             frame = event.get("frame") or {}
             if frame.get("type") == "message":
                 exists = await sync_to_async(_committed, thread_sensitive=False)(
-                    frame["conversation_id"], frame["seq"], frame["body"]
+                    frame["conversation_id"], frame["seq"], frame["body"], visitor_frame=group.endswith(".v")
                 )
                 checked.append((group, frame["seq"], exists))
             await original(group, event)
@@ -248,7 +253,7 @@ async def test_every_message_is_committed_before_any_client_can_receive_it(agent
 
 async def test_events_dropped_by_the_layer_are_recovered_by_resync(agent):
     visitor, agent_comm, conversation_id, token = await open_chat()
-    visitor_has = await last_seq(conversation_id)  # the start message and the join line
+    visitor_has = await last_seq(conversation_id, public=True)  # the start message and the join line
     agent_has = visitor_has
     with layer_group_send(dropping):
         for i in range(3):
@@ -359,7 +364,7 @@ async def test_a_whole_chat_works_over_a_layer_that_delivers_nothing(agent):
 
 async def test_reconnect_after_the_chat_ended_while_away_delivers_the_ending(agent):
     visitor, agent_comm, conversation_id, token = await open_chat()
-    visitor_has = await last_seq(conversation_id)
+    visitor_has = await last_seq(conversation_id, public=True)
     await visitor.disconnect()
     await agent_comm.send_json_to(
         {
@@ -453,13 +458,14 @@ async def test_sync_returns_only_later_messages_in_order(agent):
     await pending(visitor)
     await pending(agent_comm)
     top = await last_seq(conversation_id)
+    visitor_top = await last_seq(conversation_id, public=True)
     public = await rows(conversation_id, public_only=True)
     everything = await rows(conversation_id)
     for after in [0, 1, 2, 5, 9, top - 1, top, top + 10]:
         await visitor.send_json_to({"type": "sync", "last_seq": after})
         frames = await pending(visitor)
         assert [f["type"] for f in frames] == ["history"]
-        assert frames[0]["last_seq"] == top and frames[0]["conversation_id"] == conversation_id
+        assert frames[0]["last_seq"] == visitor_top and frames[0]["conversation_id"] == conversation_id
         assert [(m["seq"], m["role"], m["body"]) for m in frames[0]["messages"]] == [
             r for r in public if r[0] > after
         ]
@@ -480,25 +486,34 @@ async def test_sync_returns_only_later_messages_in_order(agent):
 def _bulk_fill(conversation_id: int, agent_user_id: int, count: int) -> None:
     conversation = Conversation.objects.get(pk=conversation_id)
     now = timezone.now()
-    Message.objects.bulk_create(
-        Message(
-            conversation=conversation,
-            seq=conversation.last_seq + i,
-            role=Message.Role.AGENT,
-            sender_id=agent_user_id,
-            body=f"m{conversation.last_seq + i}",
-            created_at=now,
-            visibility=Message.Visibility.INTERNAL if i % 7 == 0 else Message.Visibility.PUBLIC,
+    public_seq = conversation.last_public_seq
+    messages = []
+    for i in range(1, count + 1):
+        internal = i % 7 == 0
+        if not internal:
+            public_seq += 1
+        messages.append(
+            Message(
+                conversation=conversation,
+                seq=conversation.last_seq + i,
+                public_seq=None if internal else public_seq,
+                role=Message.Role.AGENT,
+                sender_id=agent_user_id,
+                body=f"m{conversation.last_seq + i}",
+                created_at=now,
+                visibility=Message.Visibility.INTERNAL if internal else Message.Visibility.PUBLIC,
+            )
         )
-        for i in range(1, count + 1)
+    Message.objects.bulk_create(messages)
+    Conversation.objects.filter(pk=conversation_id).update(
+        last_seq=conversation.last_seq + count, last_public_seq=public_seq
     )
-    Conversation.objects.filter(pk=conversation_id).update(last_seq=conversation.last_seq + count)
 
 
 async def test_a_long_absence_is_recovered_completely(agent):
     """More messages than fit in one history frame: the client still gets all of them, once, in order."""
     visitor, agent_comm, conversation_id, token = await open_chat()
-    visitor_has = await last_seq(conversation_id)
+    visitor_has = await last_seq(conversation_id, public=True)
     await visitor.disconnect()
     await _bulk_fill(conversation_id, agent.user_id, 1234)
 

@@ -185,20 +185,21 @@ async def test_internal_notes_and_whispers_never_reach_the_visitor(agent, second
         lambda: list(
             Message.objects.filter(conversation_id=conversation_id)
             .order_by("seq")
-            .values_list("seq", "visibility", "body")
+            .values_list("public_seq", "visibility", "body")
         )
     )()
     public = [(seq, body) for seq, visibility, body in stored if visibility == "public"]
-    hidden = {seq for seq, visibility, _ in stored if visibility != "public"}
+    hidden = [body for _, visibility, body in stored if visibility != "public"]
     assert len(hidden) == 4
     for who in (visitor, reloaded):
         for secret in SECRETS:
             assert secret not in who.text()
-        # Nothing with a staff-only field, and no frame carrying a staff-only sequence number.
+        # Nothing with a staff-only field, and visitor numbers run 1..N without gaps, so not
+        # even the existence of a hidden message shows.
         assert '"visibility"' not in who.text() and '"whisper_to"' not in who.text()
         seqs = [f["seq"] for f in who.frames if f.get("type") == "message"]
         seqs += [m["seq"] for f in who.frames if f.get("type") == "history" for m in f["messages"]]
-        assert not hidden & set(seqs)
+        assert set(seqs) <= set(range(1, len(public) + 1))
     history = next(f for f in reloaded.frames if f["type"] == "history")
     assert [(m["seq"], m["body"]) for m in history["messages"]] == public
     # The agent's history has them all, except the whisper meant for someone else.

@@ -27,23 +27,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from compliance.audit import format_at
+from compliance.audit import HASHED_FIELDS, format_at
 from compliance.models import AuditEntry
 
-COLUMNS = (
-    "id",
-    "at",
-    "actor_id",
-    "actor_username",
-    "role",
-    "source_ip",
-    "action",
-    "target",
-    "outcome",
-    "details",
-    "prev_hash",
-    "hash",
-)
+# Every hashed field, so an auditor can recompute the chain from an export.
+COLUMNS = ("id", *HASHED_FIELDS, "hash")
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 FETCH_CHUNK = 2000  # rows per database round trip
 ROWS_PER_WRITE = 1000  # rows per chunk handed to the server

@@ -211,7 +211,7 @@ def current_database_url() -> str:
         # Note: dj-database-url gives no OPTIONS, so the IMMEDIATE transaction mode of the
         # embedded default is lost; fine for one server process, not for write races.
         return f"sqlite:///{Path(str(sd['NAME'])).resolve()}"
-    raise NotImplementedError(f"no DATABASE_URL form for {engine}")
+    raise ValueError(f"test servers support PostgreSQL and SQLite, not {engine}")
 
 
 def wait_until(

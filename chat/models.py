@@ -138,6 +138,9 @@ class Conversation(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     ended_by = models.CharField(max_length=10, choices=EndedBy.choices, blank=True)
 
+    # A mock chat a supervisor plays for training: excluded from every metric and sampling rule.
+    is_training = models.BooleanField(default=False, db_index=True)
+
     last_seq = models.PositiveIntegerField(default=0)
     # Visitors count only public messages, so the numbers they see have no gaps that would
     # betray internal notes or whispers in between.
@@ -268,3 +271,133 @@ class CannedResponse(models.Model):
 
     def __str__(self) -> str:
         return f"/{self.shortcut}"
+
+
+class SurveyResponse(models.Model):
+    """The visitor's post-chat survey; it may arrive long after the chat ended and still counts."""
+
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="survey")
+    rating = models.PositiveSmallIntegerField(help_text="1 (poor) to 5 (excellent).")
+    comment = models.TextField(blank=True)
+    # Answers to the extra questions configured in admin, keyed by question.
+    answers = models.JSONField(default=dict, blank=True)
+    submitted_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["submitted_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(rating__gte=1, rating__lte=5), name="survey_rating_1_to_5")
+        ]
+
+    def __str__(self) -> str:
+        return f"Survey of conversation {self.conversation_id}: {self.rating}"
+
+
+class Ticket(models.Model):
+    """Follow-up work: made from a chat by an agent, or from a visitor's offline message."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        PENDING = "pending", "Pending"
+        SOLVED = "solved", "Solved"
+
+    class Source(models.TextChoices):
+        CHAT = "chat", "From a chat"
+        OFFLINE = "offline", "Offline message"
+
+    subject = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    department = models.ForeignKey(
+        Department, on_delete=models.PROTECT, null=True, blank=True, related_name="tickets"
+    )
+    visitor = models.ForeignKey(Visitor, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField()
+    assignee = models.ForeignKey(
+        AgentProfile, on_delete=models.SET_NULL, null=True, blank=True, related_name="tickets"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["assignee", "status"]),
+            models.Index(fields=["created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Ticket {self.pk}: {self.subject}"
+
+
+class TicketMessage(models.Model):
+    """One entry of a ticket's thread: the visitor's message, an agent's e-mailed reply, a note."""
+
+    class Kind(models.TextChoices):
+        VISITOR = "visitor", "From the visitor"
+        REPLY = "reply", "Reply e-mailed to the visitor"
+        NOTE = "note", "Internal note"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["ticket", "created_at", "pk"]
+
+
+class InvitationRule(models.Model):
+    """When the widget invites a visitor to chat, unasked."""
+
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="invitation_rules")
+    url_pattern = models.CharField(
+        max_length=500, help_text="Pages it applies to, e.g. */pricing* (shell-style wildcards)."
+    )
+    seconds_on_page = models.PositiveIntegerField(default=30)
+    message = models.CharField(max_length=500, default="Hello! Can we help you with anything?")
+    only_when_capacity = models.BooleanField(
+        default=True, help_text="Invite only while an online agent of the department has a free slot."
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ProactiveInvitation(models.Model):
+    """One invitation shown to one visitor; reporting counts proactive chat requests from these."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+
+    rule = models.ForeignKey(
+        InvitationRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, related_name="invitations")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="invitations")
+    page_url = models.URLField(max_length=2000, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SENT)
+    sent_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="invitation"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["sent_at"]), models.Index(fields=["department", "sent_at"])]

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chat import assignment, events, frames
+from chat import assignment, events, frames, hooks
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import AgentProfile, Assignment, Conversation, Department, Message, Visitor, hash_token
 from chat.pipeline import FilterContext, Inbound, clean_body, filter_text, run
@@ -231,6 +231,7 @@ def end_conversation(
             events.visitor_group(conversation.pk), frames.visitor_conversation_frame(conversation, queue_position=None)
         )
         events.send_event_on_commit(events.staff_group(conversation.pk), frames.staff_conversation_frame(conversation))
+        hooks.conversation_ended_on_commit(conversation.pk)
         if holder is not None:
             events.send_event_on_commit(
                 events.agent_group(holder.user_id),

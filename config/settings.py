@@ -106,7 +106,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every start when it is missing
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # Front-end packages pinned in package-lock.json and installed by `make install` (npm ci).
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
+]
 # Serve straight from the app folders so `make run` and the test servers need no collectstatic.
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = "/media/"

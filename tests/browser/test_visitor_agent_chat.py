@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from playwright.async_api import Page, expect
 
+from tests.auth import log_in_browser
 from tests.factories import AgentFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -47,12 +48,7 @@ async def test_visitor_and_agent_chat_with_resume_and_internal_note(
 ):
     # --- the agent logs in and goes online ---------------------------------------------
     agent = await open_page(width=1280, height=800)
-    await agent.goto("/agent/")
-    await expect(agent).to_have_url("/accounts/login/?next=/agent/")
-    await agent.get_by_label("Username").fill("alice")
-    await agent.get_by_label("Password").fill(PASSWORD)
-    await agent.get_by_role("button", name="Log in").click()
-    await expect(agent).to_have_url("/agent/")
+    await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
     presence = agent.locator("#presence")
     await expect(presence).to_have_value("offline")  # the socket's state frame has arrived
     await presence.select_option("online")

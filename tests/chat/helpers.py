@@ -8,10 +8,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from config.asgi import application
+from tests.auth import staff_session_cookie
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
@@ -29,13 +28,8 @@ async def visitor_socket(*, token: str | None = None, last_seq: int = 0, hello: 
 
 
 async def session_cookie_for(username: str) -> bytes:
-    def login() -> str:
-        client = Client()
-        client.force_login(get_user_model().objects.get(username=username))
-        return client.cookies["sessionid"].value
-
-    value = await database_sync_to_async(login)()
-    return b"sessionid=" + value.encode()
+    value = await database_sync_to_async(staff_session_cookie)(username)
+    return value.encode()
 
 
 async def agent_socket(username: str):

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from compliance.audit import record, verify_chain
 from compliance.models import AuditEntry
+from tests.auth import staff_client
 from tests.factories import UserFactory
 
 
@@ -31,7 +32,7 @@ def last_entry() -> AuditEntry:
 
 
 def test_superuser_reads_the_list_and_the_look_is_recorded(client, compliance_officer, entry):
-    client.force_login(compliance_officer)
+    staff_client(compliance_officer, client=client)
     response = client.get(
         reverse("admin:compliance_auditentry_changelist"), {"q": "conversation:7"}
     )
@@ -45,7 +46,7 @@ def test_superuser_reads_the_list_and_the_look_is_recorded(client, compliance_of
 
 
 def test_an_entry_opens_read_only(client, compliance_officer, entry):
-    client.force_login(compliance_officer)
+    staff_client(compliance_officer, client=client)
     url = reverse("admin:compliance_auditentry_change", args=[entry.pk])
     response = client.get(url)
     assert response.status_code == 200
@@ -59,7 +60,7 @@ def test_an_entry_opens_read_only(client, compliance_officer, entry):
 
 @pytest.mark.parametrize("view", ["add", "delete"])
 def test_no_adding_or_deleting(client, compliance_officer, entry, view):
-    client.force_login(compliance_officer)
+    staff_client(compliance_officer, client=client)
     args = [entry.pk] if view == "delete" else []
     url = reverse(f"admin:compliance_auditentry_{view}", args=args)
     assert client.get(url).status_code == 403
@@ -68,7 +69,7 @@ def test_no_adding_or_deleting(client, compliance_officer, entry, view):
 
 
 def test_bulk_delete_action_is_refused(client, compliance_officer, entry):
-    client.force_login(compliance_officer)
+    staff_client(compliance_officer, client=client)
     response = client.post(
         reverse("admin:compliance_auditentry_changelist"),
         {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"},
@@ -82,7 +83,7 @@ def test_staff_with_every_permission_but_not_superuser_is_refused_and_recorded(
     client, agent, entry
 ):
     agent.user.user_permissions.set(Permission.objects.filter(content_type__app_label="compliance"))
-    client.force_login(agent.user)
+    staff_client(agent.user, client=client)
     assert client.get(reverse("admin:compliance_auditentry_changelist")).status_code == 403
     assert (
         client.get(reverse("admin:compliance_auditentry_change", args=[entry.pk])).status_code

@@ -19,6 +19,7 @@ from django.utils import timezone
 from compliance import audit_export
 from compliance.audit import GENESIS_HASH, record, verify_chain
 from compliance.models import AuditEntry
+from tests.auth import staff_client
 from tests.factories import UserFactory
 
 URL = reverse_lazy("compliance:audit_export")
@@ -79,7 +80,7 @@ def csv_rows(response) -> list[dict[str, str]]:
 
 
 def export(client, as_user, **params):
-    client.force_login(as_user)
+    staff_client(as_user, client=client)
     return client.get(URL, params)
 
 
@@ -87,7 +88,7 @@ def export(client, as_user, **params):
 
 
 def test_the_form_page_shows_and_records_nothing(client, compliance_officer, log):
-    client.force_login(compliance_officer)
+    staff_client(compliance_officer, client=client)
     response = client.get(URL)
     assert response.status_code == 200
     assert b"Export the audit log" in response.content and b'name="date_from"' in response.content
@@ -223,7 +224,7 @@ def test_staff_who_are_not_compliance_officers_get_403_and_are_recorded(client, 
     assert response.status_code == 403
     entry = AuditEntry.objects.order_by("-id").first()
     assert (entry.action, entry.actor, entry.outcome) == ("audit.export", agent.user, "denied")
-    client.force_login(agent.user)
+    staff_client(agent.user, client=client)
     assert client.get(URL).status_code == 403  # the form page too
 
 

@@ -7,6 +7,7 @@ from django.test import Client
 
 from compliance import services
 from compliance.models import MaskingRule
+from tests.auth import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +17,7 @@ ADD_URL = "/admin/compliance/maskingrule/add/"
 @pytest.fixture
 def admin_client_for(supervisor) -> Client:
     client = Client()
-    client.force_login(supervisor)
+    staff_client(supervisor, client=client)
     return client
 
 

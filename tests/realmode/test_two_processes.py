@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
-from django.test import Client
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.models import Message
 from tests.conftest import real_mode
+from tests.auth import staff_session_cookie
 from tests.factories import AgentFactory, DepartmentFactory, UserFactory
 from tests.realmode.conftest import wait_for_other_sessions_to_end
 from tests.serverprocs import DaphneServer, running_servers
@@ -121,9 +121,7 @@ def _agent_cookie() -> str:
     agent = AgentFactory(
         user=UserFactory(username="alice"), display_name="Alice Agent", departments=[department]
     )
-    client = Client()
-    client.force_login(agent.user)
-    return f"sessionid={client.cookies['sessionid'].value}"
+    return staff_session_cookie(agent.user)
 
 
 def _public_messages_after(conversation_id: int, seq: int) -> list[tuple[int, str]]:

@@ -124,6 +124,7 @@ class DaphneServer(ManagedProcess):
         env: Mapping[str, str],
         log_path: Path,
         extra_args: Sequence[str] = (),
+        application: str = ASGI_APPLICATION,
     ) -> None:
         self.host = host
         self.port = port
@@ -137,7 +138,7 @@ class DaphneServer(ManagedProcess):
             host,
             "-p",
             str(port),
-            ASGI_APPLICATION,
+            application,
         ]
         super().__init__(name=name, argv=argv, env=env, log_path=log_path)
 
@@ -251,7 +252,12 @@ def start_process(name: str, argv: Sequence[str], *, env: Mapping[str, str]) -> 
 
 
 def _launch(
-    *, env: Mapping[str, str], name: str, host: str, extra_args: Sequence[str]
+    *,
+    env: Mapping[str, str],
+    name: str,
+    host: str,
+    extra_args: Sequence[str],
+    application: str = ASGI_APPLICATION,
 ) -> DaphneServer:
     port = free_port(host)
     return DaphneServer(
@@ -261,6 +267,7 @@ def _launch(
         env=env,
         log_path=artifact_path(f"{name}-{port}"),
         extra_args=extra_args,
+        application=application,
     )
 
 
@@ -301,13 +308,14 @@ def start_servers(
     extra_args: Sequence[str] = (),
     timeout: float = 30.0,
     attempts: int = 3,
+    application: str = ASGI_APPLICATION,
 ) -> list[DaphneServer]:
     """`count` daphne processes with the same environment, started side by side; all answer
     /healthz when this returns, or all are stopped and the first failure (with its log) raised."""
     servers: list[DaphneServer] = []
     try:
         servers = [
-            _launch(env=env, name=f"{name}{i}", host=host, extra_args=extra_args)
+            _launch(env=env, name=f"{name}{i}", host=host, extra_args=extra_args, application=application)
             for i in range(count)
         ]
         for index, server in enumerate(servers):
@@ -321,7 +329,11 @@ def start_servers(
                     if not lost_port or attempt == attempts - 1:
                         raise
                     server = servers[index] = _launch(
-                        env=env, name=f"{name}{index}", host=host, extra_args=extra_args
+                        env=env,
+                        name=f"{name}{index}",
+                        host=host,
+                        extra_args=extra_args,
+                        application=application,
                     )
     except BaseException:
         stop_all(servers)

@@ -7,4 +7,5 @@ urlpatterns = [
     path("chat/", views.visitor_page, name="visitor"),
     path("agent/", views.agent_page, name="agent"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
 ]

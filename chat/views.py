@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from chat import health
 from chat.models import AgentProfile, Department
 from chat.selectors import get_agent_profile
 
@@ -25,4 +26,12 @@ def agent_page(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Restart it when this fails."""
     return JsonResponse({"status": "ok"})
+
+
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the database, channel layer, Redis and Celery's broker answer, 503
+    naming what failed otherwise. Take the process out of rotation while this fails."""
+    result = await health.readiness()
+    return JsonResponse(result, status=200 if result["ready"] else 503)

@@ -1,0 +1,99 @@
+"""Readiness checks for load balancers and orchestrators: can this process do its work right now?
+
+Liveness (`/healthz`) only says the process answers. Readiness (`/readyz`) checks what a chat needs:
+the database, the channel layer (a real round trip through it, so a Redis that accepts
+connections but drops pub/sub still shows), Redis itself and Celery's broker. Each check has a
+short timeout: a balancer asking must get an answer, never a hang. Celery workers are counted
+but do not make a web process unready: taking every web process out of rotation because the
+worker is down would turn a delayed archive into an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def _database() -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+async def _channel_layer(layer: BaseChannelLayer) -> dict[str, Any]:
+    channel = await layer.new_channel("readyz.")
+    try:
+        await layer.send(channel, {"type": "readyz.probe"})
+        message = await layer.receive(channel)
+    finally:
+        await _forget_channel(layer, channel)
+    if message.get("type") != "readyz.probe":
+        raise RuntimeError("the channel layer returned something else")
+    return {"backend": type(layer).__name__}
+
+
+async def _forget_channel(layer: BaseChannelLayer, channel: str) -> None:
+    """channels-redis' pub/sub layer stays subscribed to a channel after `receive` (it unsubscribes
+    only when a receive is cancelled, i.e. when a consumer goes away). A balancer polls every few
+    seconds, so without this every probe would leave a subscription behind for good."""
+    get_loop_layer = getattr(layer, "_get_layer", None)
+    if get_loop_layer is None:
+        return
+    loop_layer = get_loop_layer()
+    if loop_layer.channels.pop(channel, None) is not None:
+        await loop_layer._get_shard(channel).unsubscribe(channel)
+
+
+def _redis() -> dict[str, Any]:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT_SECONDS,
+                                  socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {}
+
+
+def _celery() -> dict[str, Any]:
+    from config.celery import app
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return {"mode": "eager (tasks run in this process)"}
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
+    replies = app.control.ping(timeout=0.5) or []
+    return {"mode": "worker", "workers": len(replies)}
+
+
+async def _run(name: str, check: Any) -> tuple[str, dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(check, timeout=CHECK_TIMEOUT_SECONDS + 1)
+        result = {"ok": True, **result}
+    except Exception as exc:  # noqa: BLE001 - any failure is a "not ready" answer, with its reason
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return name, result
+
+
+async def readiness(*, layer: BaseChannelLayer | None = None) -> dict[str, Any]:
+    checks = {
+        "database": sync_to_async(_database, thread_sensitive=True)(),
+        "channel_layer": _channel_layer(layer or get_channel_layer()),
+        "celery": sync_to_async(_celery, thread_sensitive=False)(),
+    }
+    if settings.REDIS_URL:
+        checks["redis"] = sync_to_async(_redis, thread_sensitive=False)()
+    results = dict(await asyncio.gather(*(_run(name, check) for name, check in checks.items())))
+    return {"ready": all(r["ok"] for r in results.values()), "checks": results}

@@ -64,6 +64,9 @@ def _system_line(conversation_id: int, body: str, *, visibility: str = Message.V
 
 
 def _notify_conversation(conversation: Conversation, *, queue_position: int | None = None) -> None:
+    # The system line just written ("... joined") moved the sequence numbers in the database, not
+    # on this instance; a frame with the old last_seq would make clients think they are behind.
+    conversation.refresh_from_db(fields=["last_seq", "last_public_seq"])
     events.send_event_on_commit(
         events.visitor_group(conversation.pk),
         frames.visitor_conversation_frame(conversation, queue_position=queue_position),
@@ -196,7 +199,6 @@ def accept_offer(*, agent: AgentProfile, conversation_id: int) -> Conversation:
         conversation.save(update_fields=fields)
         _system_line(conversation.pk, f"{agent.display_name} joined the chat.")
         _notify_conversation(conversation)
-        conversation.refresh_from_db(fields=["last_seq"])
     return conversation
 
 

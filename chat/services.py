@@ -226,7 +226,7 @@ def end_conversation(
         conversation.save(update_fields=["status", "ended_at", "ended_by"])
         who = {"visitor": "The visitor", "agent": "The agent", "supervisor": "A supervisor"}.get(ended_by, "The system")
         run(Inbound(conversation_id=conversation.pk, role=Message.Role.SYSTEM, body=f"{who} ended the chat."))
-        conversation.refresh_from_db(fields=["last_seq"])
+        conversation.refresh_from_db(fields=["last_seq", "last_public_seq"])
         events.send_event_on_commit(
             events.visitor_group(conversation.pk), frames.visitor_conversation_frame(conversation, queue_position=None)
         )

@@ -7,7 +7,7 @@ PORT ?= 8000
 # daphne closes frames over 64 KB with 1009 (see CHAT_MAX_FRAME_BYTES).
 DAPHNE_FLAGS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536
 
-.PHONY: run test install lint serve worker beat clean
+.PHONY: run test install lint serve worker beat clean fuzz
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ beat: install
 test: install
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The long form of the protocol fuzzing (make test runs 2,000 frames).
+fuzz: install
+	COACHLINE_FUZZ_FRAMES=$${COACHLINE_FUZZ_FRAMES:-10000} $(VENV)/bin/pytest -q -s tests/chat/test_fuzz_frames.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -18,9 +18,11 @@ COACHLINE_FUZZ_SEED varies the run (default fixed, so a failure reproduces).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,8 @@ from channels.db import database_sync_to_async
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from chat.consumers import AgentConsumer, VisitorConsumer
 from chat.models import Conversation, Message
+from chat.routing import websocket_urlpatterns
 from tests.chat.helpers import agent_socket, receive_until, visitor_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,6 +41,30 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FRAMES = int(os.environ.get("COACHLINE_FUZZ_FRAMES", "2000"))
 SEED = int(os.environ.get("COACHLINE_FUZZ_SEED", "20261123"))
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+def _routed_consumer(path: str) -> type:
+    for pattern in websocket_urlpatterns:
+        if str(pattern.pattern) == path:
+            return pattern.callback.consumer_class
+    raise LookupError(path)
+
+
+def routed_frame_types(path: str) -> list[str]:
+    """The frame types of the consumer actually served at `path`, so new frames are fuzzed too."""
+    return list(_routed_consumer(path).handlers)
+
+
+def frame_fields(path: str) -> list[str]:
+    """Every field name the consumer (and the modules of its base classes) reads from a frame."""
+    names: set[str] = {"client_id", "ref"}
+    for cls in _routed_consumer(path).__mro__:
+        module = sys.modules.get(cls.__module__)
+        if module is not None and module.__name__.split(".")[0] in ("chat", "coaching", "compliance"):
+            source = inspect.getsource(module)
+            names |= set(re.findall(r'data(?:\.get\(|\[)"(\w+)"', source))
+            names |= set(re.findall(r'_int_field\(data, "(\w+)"', source))
+    return sorted(names - {"type"})
 
 
 def documented_error_codes() -> set[str]:
@@ -210,13 +236,11 @@ async def test_fuzzed_frames_get_documented_errors_and_leave_other_chats_untouch
         return comm
 
     visitor_frames = generate(
-        frame_strategy(list(VisitorConsumer.handlers), ["token", "last_seq", "department", "name", "email", "message",
-                                                       "body", "client_id", "active", "page_url", "referrer", "ref"], ids),
+        frame_strategy(routed_frame_types("ws/visitor/"), frame_fields("ws/visitor/"), ids),
         FRAMES // 2,
     )
     agent_frames = generate(
-        frame_strategy(list(AgentConsumer.handlers), ["conversation_id", "status", "body", "client_id", "visibility",
-                                                     "active", "last_seq", "to_agent", "to_department", "note", "ref"], ids),
+        frame_strategy(routed_frame_types("ws/agent/"), frame_fields("ws/agent/"), ids),
         FRAMES - FRAMES // 2,
     )
     visitor_errors = await fuzz(visitor_factory, visitor_frames, documented=documented, victim_id=victim_id)

@@ -110,4 +110,11 @@ def test_worker_sweep_requeues_an_expired_offer(worker_queue):
     assert (
         agent.presence == AgentProfile.Presence.AWAY
     )  # the silent agent is set away, not offered it again
-    assert "chat.tasks.sweep" in worker_queue.log_text() and "succeeded" in worker_queue.log_text()
+    # The worker logs "succeeded" after the task's transaction commits, so the re-queue can be
+    # visible here a moment before the line is written: wait for it rather than read once.
+    wait_until(
+        lambda: "chat.tasks.sweep" in worker_queue.log_text() and "succeeded" in worker_queue.log_text(),
+        timeout=10,
+        process=worker_queue,
+        what="the worker to log the sweep as succeeded",
+    )

@@ -116,7 +116,7 @@ class MaskingSettingsAdmin(admin.ModelAdmin):
 
 
 # --- Audit log ------------------------------------------------------------------------------
-# Read-only, for superusers only until the roles exist; every look at it is itself audited.
+# Read-only, for compliance officers and administrators; every look at it is itself audited.
 
 
 @admin.register(AuditEntry)

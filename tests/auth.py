@@ -51,19 +51,28 @@ def totp_code(device: TOTPDevice) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
-def staff_client(user_or_username: Any, *, client: Client | None = None) -> Client:
-    """A test client with a fully logged-in, OTP-verified staff session for this user."""
-    client = client or Client()
+def session_key_for(user_or_username: Any, *, device: Any) -> str:
+    """A saved session exactly as the login view's last step leaves it, verified by `device`.
+
+    device=None gives a session that skipped the second factor: only for tests that check
+    such a session is refused.
+    """
     user = _user(user_or_username)
-    device = totp_device(user)
     engine = import_module(settings.SESSION_ENGINE)
     request = HttpRequest()
     request.session = engine.SessionStore()
     request.user = user
     two_factor.complete_login(request, user=user, device=device, backend=BACKEND)
     request.session.save()
+    return request.session.session_key
+
+
+def staff_client(user_or_username: Any, *, client: Client | None = None) -> Client:
+    """A test client with a fully logged-in, OTP-verified staff session for this user."""
+    client = client or Client()
+    user = _user(user_or_username)
     name = settings.SESSION_COOKIE_NAME
-    client.cookies[name] = request.session.session_key
+    client.cookies[name] = session_key_for(user, device=totp_device(user))
     client.cookies[name].update(
         {"max-age": None, "path": "/", "domain": settings.SESSION_COOKIE_DOMAIN, "secure": False}
     )

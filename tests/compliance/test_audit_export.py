@@ -16,10 +16,9 @@ from django.db import connections
 from django.urls import reverse_lazy
 from django.utils import timezone
 
-from compliance import audit_export
+from compliance import audit_export, roles
 from compliance.audit import GENESIS_HASH, record, verify_chain
 from compliance.models import AuditEntry
-from compliance import roles
 from tests.auth import staff_client
 from tests.factories import UserFactory, give_role
 

@@ -63,6 +63,9 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
         ("compliance", "0003_audit_log_append_only"),
         ("chat", "0003_workspace_tickets_surveys_invitations"),
+        # So that the Administrator group gets the two-factor devices' permissions too.
+        ("otp_totp", "0003_add_timestamps"),
+        ("otp_static", "0003_add_timestamps"),
     ]
 
     operations = [

@@ -211,7 +211,7 @@ async def _skip_pending(comm: WebsocketCommunicator) -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_visitor_cannot_reach_another_visitors_chat(agent):
-    first, first_welcome = await visitor_socket()
+    first, _ = await visitor_socket()
     await first.send_json_to({"type": "start", "department": "support", "name": "Ann",
                               "message": "my private question"})
     await _skip_pending(first)

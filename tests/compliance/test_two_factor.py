@@ -200,3 +200,20 @@ def test_login_pages_have_no_inline_script(client, agent, path):
     response = client.get(path)
     assert response.status_code == 200
     assert "<script" not in response.content.decode()  # logged out: not even the idle script
+
+
+def test_an_administrator_switches_two_factor_per_role_in_admin_and_it_is_audited(
+    client, administrator, agent
+):
+    staff_client(administrator, client=client)
+    agent_role = RoleSecurity.objects.get(group__name=roles.AGENT)
+    url = reverse("admin:compliance_rolesecurity_change", args=[agent_role.pk])
+    response = client.post(url, {"require_two_factor": ""})
+    assert response.status_code == 302
+    agent_role.refresh_from_db()
+    assert agent_role.require_two_factor is False
+    entry = last("role.two_factor.change")
+    assert (entry.actor, entry.target, entry.details) == (
+        administrator, "role:Agent", {"require_two_factor": False},
+    )
+    assert not two_factor.needs_second_factor(agent.user)

@@ -94,6 +94,18 @@ def supervised_department_ids(user: Any) -> frozenset[int]:
     )
 
 
+def department_scope(user: Any) -> frozenset[int] | None:
+    """Departments whose conversations the user may read in the back office; None: all.
+
+    Compliance officers and administrators read every department; a supervisor only its own;
+    anyone else none (they reach their own chats through the workspace, not the back office).
+    """
+    names = role_names(user)
+    if names & {ADMINISTRATOR, COMPLIANCE_OFFICER}:
+        return None
+    return supervised_department_ids(user)
+
+
 def two_factor_required(user: Any) -> bool:
     """True unless every role the user holds has two-factor switched off in admin.
 

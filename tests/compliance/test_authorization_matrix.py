@@ -232,3 +232,38 @@ async def test_a_visitor_cannot_reach_another_visitors_chat(agent):
     assert history["type"] == "history" and history["messages"][0]["body"] == "my private question"
     for comm in (first, other, forged):
         await comm.disconnect()
+
+
+# --- department scope ------------------------------------------------------------------------
+
+# Which department's transcripts each role reads in the back office (support: the supervisor's).
+TRANSCRIPTS = {
+    AGENT: set(),
+    SUPERVISOR: {"support"},
+    COMPLIANCE: {"support", "billing"},
+    ADMIN: {"support", "billing"},
+    ANON: set(),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ROLES)
+def test_transcripts_in_the_back_office_are_scoped_to_departments(
+    clients, role, department, other_department
+):
+    from tests.factories import ConversationFactory
+
+    conversations = {
+        "support": ConversationFactory(department=department),
+        "billing": ConversationFactory(department=other_department),
+    }
+    client = clients[role]
+    readable = set()
+    for slug, conversation in conversations.items():
+        url = reverse("admin:chat_conversation_change", args=[conversation.pk])
+        if client.get(url).status_code == 200:
+            readable.add(slug)
+    assert readable == TRANSCRIPTS[role]
+    if role in (SUPERVISOR, COMPLIANCE, ADMIN):
+        listed = client.get(_changelist_url("chat.conversation")).context["cl"].result_list
+        assert {c.department.slug for c in listed} == TRANSCRIPTS[role]

@@ -43,8 +43,15 @@ def _ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _record(request: HttpRequest, *, action: str, user=None, outcome=AuditEntry.Outcome.SUCCESS,
-            target: str = "", details=None) -> None:
+def _record(
+    request: HttpRequest,
+    *,
+    action: str,
+    user=None,
+    outcome=AuditEntry.Outcome.SUCCESS,
+    target: str = "",
+    details=None,
+) -> None:
     with transaction.atomic():
         audit.record(
             action=action,
@@ -79,8 +86,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             username = str(request.POST.get("username", ""))[:150]
-            _record(request, action="login.password", outcome=AuditEntry.Outcome.FAILURE,
-                    target=f"user:{username}")
+            _record(
+                request,
+                action="login.password",
+                outcome=AuditEntry.Outcome.FAILURE,
+                target=f"user:{username}",
+            )
             return render(request, "registration/login.html", {"form": form, "next": next_url})
         user = form.get_user()
         _record(request, action="login.password", user=user, target=f"user:{user.get_username()}")
@@ -106,12 +117,21 @@ def login_code_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         device = two_factor.verify_code(user=pending.user, code=form.cleaned_data["code"])
         if device is not None:
-            _record(request, action="login.otp", user=pending.user,
-                    target=f"user:{pending.user.get_username()}",
-                    details={"device": device.persistent_id})
+            _record(
+                request,
+                action="login.otp",
+                user=pending.user,
+                target=f"user:{pending.user.get_username()}",
+                details={"device": device.persistent_id},
+            )
             return _finish(request, pending, device)
-        _record(request, action="login.otp", user=pending.user, outcome=AuditEntry.Outcome.FAILURE,
-                target=f"user:{pending.user.get_username()}")
+        _record(
+            request,
+            action="login.otp",
+            user=pending.user,
+            outcome=AuditEntry.Outcome.FAILURE,
+            target=f"user:{pending.user.get_username()}",
+        )
         form.add_error("code", BAD_CODE)
     status = 400 if request.method == "POST" else 200
     return render(request, "compliance/login_code.html", {"form": form}, status=status)
@@ -133,18 +153,33 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
         confirmed = two_factor.confirm_enrolment(user=pending.user, code=form.cleaned_data["code"])
         if confirmed is not None:
             totp, codes = confirmed
-            _record(request, action="2fa.enrol", user=pending.user,
-                    target=f"user:{pending.user.get_username()}",
-                    details={"device": totp.persistent_id})
-            two_factor.complete_login(request, user=pending.user, device=totp, backend=pending.backend)
-            return render(request, "compliance/backup_codes.html",
-                          {"codes": codes, "next": _safe_next(request, pending.next_url)})
-        _record(request, action="2fa.enrol", user=pending.user, outcome=AuditEntry.Outcome.FAILURE,
-                target=f"user:{pending.user.get_username()}")
+            _record(
+                request,
+                action="2fa.enrol",
+                user=pending.user,
+                target=f"user:{pending.user.get_username()}",
+                details={"device": totp.persistent_id},
+            )
+            two_factor.complete_login(
+                request, user=pending.user, device=totp, backend=pending.backend
+            )
+            return render(
+                request,
+                "compliance/backup_codes.html",
+                {"codes": codes, "next": _safe_next(request, pending.next_url)},
+            )
+        _record(
+            request,
+            action="2fa.enrol",
+            user=pending.user,
+            outcome=AuditEntry.Outcome.FAILURE,
+            target=f"user:{pending.user.get_username()}",
+        )
         form.add_error("code", BAD_CODE)
     status = 400 if request.method == "POST" else 200
-    return render(request, "compliance/enrol.html",
-                  {"form": form, "secret": _base32(device)}, status=status)
+    return render(
+        request, "compliance/enrol.html", {"form": form, "secret": _base32(device)}, status=status
+    )
 
 
 @never_cache
@@ -166,8 +201,12 @@ def session_view(request: HttpRequest) -> JsonResponse:
     """
     if not request.user.is_authenticated:
         return JsonResponse({"remaining": 0, "login_url": settings.LOGIN_URL}, status=401)
-    return JsonResponse({"remaining": int(two_factor.seconds_left(request.session)),
-                         "timeout": two_factor.idle_timeout()})
+    return JsonResponse(
+        {
+            "remaining": int(two_factor.seconds_left(request.session)),
+            "timeout": two_factor.idle_timeout(),
+        }
+    )
 
 
 def _start_over(request: HttpRequest) -> HttpResponse:

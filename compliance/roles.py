@@ -89,9 +89,7 @@ def supervised_department_ids(user: Any) -> frozenset[int]:
         return frozenset(Department.objects.values_list("pk", flat=True))
     if not is_supervisor(user):
         return frozenset()
-    return frozenset(
-        Department.objects.filter(agents__user=user).values_list("pk", flat=True)
-    )
+    return frozenset(Department.objects.filter(agents__user=user).values_list("pk", flat=True))
 
 
 def department_scope(user: Any) -> frozenset[int] | None:

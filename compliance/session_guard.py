@@ -36,14 +36,19 @@ class StaffSessionMiddleware:
             if reason:
                 with transaction.atomic():
                     audit.record(
-                        action="session.end", actor=user, role=roles.role_of(user),
+                        action="session.end",
+                        actor=user,
+                        role=roles.role_of(user),
                         source_ip=request.META.get("REMOTE_ADDR") or None,
-                        target=f"user:{user.get_username()}", outcome=AuditEntry.Outcome.DENIED,
+                        target=f"user:{user.get_username()}",
+                        outcome=AuditEntry.Outcome.DENIED,
                         details={"reason": reason},
                     )
                 logout(request)
                 if request.path == reverse("compliance:session"):
-                    return JsonResponse({"remaining": 0, "login_url": settings.LOGIN_URL}, status=401)
+                    return JsonResponse(
+                        {"remaining": 0, "login_url": settings.LOGIN_URL}, status=401
+                    )
                 return redirect_to_login(request.get_full_path())
             if not (request.method == "GET" and request.path == reverse("compliance:session")):
                 two_factor.note_activity(request.session)

@@ -67,7 +67,7 @@ def grant_for(*, user: Any, session: Any) -> Grant | None:
 
 
 def recheck(grant: Grant, *, active_since_last: bool) -> str:
-    """"" if the socket may stay open, else why not. Moves the idle clock on after activity."""
+    """ "" if the socket may stay open, else why not. Moves the idle clock on after activity."""
     engine = import_module(settings.SESSION_ENGINE)
     store = engine.SessionStore(grant.session_key)
     if not store.exists(grant.session_key):
@@ -100,9 +100,13 @@ def record_close(grant: Grant, reason: str, client_ip: str | None) -> None:
     user = get_user_model().objects.filter(pk=grant.user_id).first()
     with transaction.atomic():
         audit.record(
-            action="socket.closed", actor=user, role=roles.role_of(user) if user else "",
-            source_ip=client_ip, target=f"user:{user.get_username() if user else grant.user_id}",
-            outcome=AuditEntry.Outcome.DENIED, details={"reason": reason},
+            action="socket.closed",
+            actor=user,
+            role=roles.role_of(user) if user else "",
+            source_ip=client_ip,
+            target=f"user:{user.get_username() if user else grant.user_id}",
+            outcome=AuditEntry.Outcome.DENIED,
+            details={"reason": reason},
         )
 
 

@@ -69,7 +69,9 @@ def get_pending(request: HttpRequest) -> Pending | None:
     if not isinstance(data, dict) or time.time() - data.get("at", 0) > PENDING_SECONDS:
         return None
     user = get_user_model().objects.filter(pk=data.get("user_id"), is_active=True).first()
-    if user is None or not constant_time_compare(data.get("hash", ""), user.get_session_auth_hash()):
+    if user is None or not constant_time_compare(
+        data.get("hash", ""), user.get_session_auth_hash()
+    ):
         return None
     return Pending(user=user, backend=data["backend"], next_url=data.get("next") or "")
 

@@ -25,7 +25,11 @@ from tests.auth import staff_client, staff_session_cookie
 from tests.chat.helpers import ORIGIN, visitor_socket
 
 AGENT, SUPERVISOR, COMPLIANCE, ADMIN, ANON = (
-    "agent", "supervisor", "compliance officer", "administrator", "anonymous",
+    "agent",
+    "supervisor",
+    "compliance officer",
+    "administrator",
+    "anonymous",
 )
 ROLES = (AGENT, SUPERVISOR, COMPLIANCE, ADMIN, ANON)
 LOGIN = "login"  # a redirect to the login page
@@ -64,7 +68,13 @@ PAGES: dict[str, dict[str, Any]] = {
 
 # URL patterns the rows above cover (admin's own are covered by ADMIN_CHANGELISTS).
 COVERED_PATTERNS = {
-    "", "chat/", "agent/", "healthz", "accounts/login/", "accounts/logout/", "compliance/",
+    "",
+    "chat/",
+    "agent/",
+    "healthz",
+    "accounts/login/",
+    "accounts/logout/",
+    "compliance/",
     "admin/",
 }
 
@@ -164,12 +174,17 @@ async def _staff_socket(cookie: str | None) -> tuple[bool, WebsocketCommunicator
 async def test_agent_socket_and_its_actions(
     role, department, agent, second_agent, department_supervisor, compliance_officer, administrator
 ):
-    users = {AGENT: agent.user, SUPERVISOR: department_supervisor, COMPLIANCE: compliance_officer,
-             ADMIN: administrator}
+    users = {
+        AGENT: agent.user,
+        SUPERVISOR: department_supervisor,
+        COMPLIANCE: compliance_officer,
+        ADMIN: administrator,
+    }
     # A chat held by the second agent: nobody else's socket may read or act on it.
     visitor, _welcome = await visitor_socket()
-    await visitor.send_json_to({"type": "start", "department": "support", "name": "Vic",
-                                "message": "hello"})
+    await visitor.send_json_to(
+        {"type": "start", "department": "support", "name": "Vic", "message": "hello"}
+    )
     await _skip_pending(visitor)
     conversation_id = await database_sync_to_async(_hold_by)(second_agent)
 
@@ -184,7 +199,11 @@ async def test_agent_socket_and_its_actions(
             {"type": "sync", "conversation_id": conversation_id, "last_seq": 0},
             {"type": "message", "conversation_id": conversation_id, "body": "hi", "client_id": "x"},
             {"type": "end", "conversation_id": conversation_id},
-            {"type": "transfer", "conversation_id": conversation_id, "to_department": department.pk},
+            {
+                "type": "transfer",
+                "conversation_id": conversation_id,
+                "to_department": department.pk,
+            },
         ):
             await comm.send_json_to(frame)
             reply = await comm.receive_json_from(timeout=3)
@@ -212,8 +231,9 @@ async def _skip_pending(comm: WebsocketCommunicator) -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_a_visitor_cannot_reach_another_visitors_chat(agent):
     first, _ = await visitor_socket()
-    await first.send_json_to({"type": "start", "department": "support", "name": "Ann",
-                              "message": "my private question"})
+    await first.send_json_to(
+        {"type": "start", "department": "support", "name": "Ann", "message": "my private question"}
+    )
     await _skip_pending(first)
     other, other_welcome = await visitor_socket()
     assert other_welcome["conversation"] is None

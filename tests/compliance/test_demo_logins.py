@@ -15,7 +15,7 @@ from compliance import roles
 def test_seed_demo_gives_roles_and_backup_codes_that_log_in(db):
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
-    printed = dict(re.findall(r"^\s+(\w+)\s+((?:[0-9a-f]{6} ?)+)$", out.getvalue(), re.M))
+    printed = dict(re.findall(r"^\s+(\w+)\s+((?:[0-9a-f]{6} ?)+)$", out.getvalue(), re.MULTILINE))
     assert set(printed) == {"alice", "bob", "supervisor", "compliance", "admin"}
 
     from django.contrib.auth import get_user_model

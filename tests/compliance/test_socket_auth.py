@@ -77,7 +77,9 @@ async def test_an_idle_session_is_refused(agent, path):
 
     def age() -> None:
         store = import_module(django_settings.SESSION_ENGINE).SessionStore(key)
-        two_factor.note_activity(store, now=time.time() - django_settings.STAFF_IDLE_TIMEOUT_SECONDS - 1)
+        two_factor.note_activity(
+            store, now=time.time() - django_settings.STAFF_IDLE_TIMEOUT_SECONDS - 1
+        )
         store.save()
 
     await database_sync_to_async(age)()
@@ -111,7 +113,9 @@ def _remove_device(key: str, user) -> None:
 
 def _go_idle(key: str, user) -> None:
     store = import_module(django_settings.SESSION_ENGINE).SessionStore(key)
-    two_factor.note_activity(store, now=time.time() - django_settings.STAFF_IDLE_TIMEOUT_SECONDS - 1)
+    two_factor.note_activity(
+        store, now=time.time() - django_settings.STAFF_IDLE_TIMEOUT_SECONDS - 1
+    )
     store.save()
 
 
@@ -126,8 +130,14 @@ def _go_idle(key: str, user) -> None:
         (_remove_device, "device_removed"),
         (_go_idle, "idle"),
     ],
-    ids=["logout", "password-changed-elsewhere", "account-disabled", "role-removed",
-         "device-removed", "idle"],
+    ids=[
+        "logout",
+        "password-changed-elsewhere",
+        "account-disabled",
+        "role-removed",
+        "device-removed",
+        "idle",
+    ],
 )
 async def test_an_open_staff_socket_closes_when_its_session_stops_being_valid(
     agent, settings, path, change, reason

@@ -47,7 +47,9 @@ def test_a_code_from_the_users_device_completes_the_login(client, agent):
     assert client.get("/agent/").status_code == 200
     entry = last("login.otp")
     assert (entry.actor, entry.outcome, entry.details["device"]) == (
-        agent.user, "success", device.persistent_id,
+        agent.user,
+        "success",
+        device.persistent_id,
     )
 
 
@@ -214,6 +216,8 @@ def test_an_administrator_switches_two_factor_per_role_in_admin_and_it_is_audite
     assert agent_role.require_two_factor is False
     entry = last("role.two_factor.change")
     assert (entry.actor, entry.target, entry.details) == (
-        administrator, "role:Agent", {"require_two_factor": False},
+        administrator,
+        "role:Agent",
+        {"require_two_factor": False},
     )
     assert not two_factor.needs_second_factor(agent.user)

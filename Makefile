@@ -29,7 +29,8 @@ run: install
 	@echo ""
 	@echo "  Visitor page:    http://$(HOST):$(PORT)/chat/"
 	@echo "  Agent workspace: http://$(HOST):$(PORT)/agent/   (alice or bob / coachline-demo)"
-	@echo "  Back office:     http://$(HOST):$(PORT)/admin/   (supervisor / coachline-demo)"
+	@echo "  Back office:     http://$(HOST):$(PORT)/admin/   (supervisor, compliance or admin / coachline-demo)"
+	@echo "  Second factor:   one of that user's backup codes printed above"
 	@echo ""
 	$(VENV)/bin/daphne $(DAPHNE_FLAGS) -b $(HOST) -p $(PORT) config.asgi:application
 

@@ -52,6 +52,14 @@ class ConversationAdmin(admin.ModelAdmin):
     )
     inlines = (AssignmentInline, MessageInline)
 
+    def get_queryset(self, request):
+        # Supervisors see their departments' transcripts only; the rule lives with the roles.
+        from compliance.roles import department_scope
+
+        conversations = super().get_queryset(request)
+        scope = department_scope(request.user)
+        return conversations if scope is None else conversations.filter(department_id__in=scope)
+
     def has_add_permission(self, request) -> bool:
         return False
 

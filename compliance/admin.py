@@ -5,12 +5,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from compliance import audit, masking, selectors, services
 from compliance.audit_export import can_read_audit_log
-from compliance.models import AuditEntry, MaskingRule, MaskingSettings
+from compliance.models import AuditEntry, MaskingRule, MaskingSettings, RoleSecurity
 
 
 class MaskingRuleForm(forms.ModelForm):
@@ -116,7 +117,7 @@ class MaskingSettingsAdmin(admin.ModelAdmin):
 
 
 # --- Audit log ------------------------------------------------------------------------------
-# Read-only, for superusers only until the roles exist; every look at it is itself audited.
+# Read-only, for compliance officers and administrators; every look at it is itself audited.
 
 
 @admin.register(AuditEntry)
@@ -169,3 +170,32 @@ class AuditEntryAdmin(admin.ModelAdmin):
         )
         if not allowed:
             raise PermissionDenied
+
+
+# --- Roles: two-factor per role ---------------------------------------------------------------
+
+
+@admin.register(RoleSecurity)
+class RoleSecurityAdmin(admin.ModelAdmin):
+    list_display = ("group", "require_two_factor")
+    list_editable = ("require_two_factor",)
+    list_select_related = ("group",)
+    readonly_fields = ("group",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # one row per role, created with the roles (migration 0004)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: RoleSecurity, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            obj.save(update_fields=["require_two_factor"])
+            audit.record(
+                action="role.two_factor.change",
+                actor=request.user,
+                role=audit.role_of(request.user),
+                source_ip=request.META.get("REMOTE_ADDR") or None,
+                target=f"role:{obj.group.name}",
+                details={"require_two_factor": obj.require_two_factor},
+            )

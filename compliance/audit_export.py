@@ -38,8 +38,10 @@ ROWS_PER_WRITE = 1000  # rows per chunk handed to the server
 
 
 def can_read_audit_log(user: Any) -> bool:
-    # Only superusers until the roles of issue 5 exist; then compliance officers and administrators.
-    return bool(user.is_authenticated and user.is_active and user.is_superuser)
+    # Compliance officers and administrators (superusers count as administrators).
+    from compliance.roles import can_read_audit_log as role_may_read
+
+    return role_may_read(user)
 
 
 @dataclass(frozen=True)

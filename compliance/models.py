@@ -176,3 +176,25 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         _refuse("deleting an entry")
+
+
+class RoleSecurity(models.Model):
+    """Per-role login settings an administrator edits in admin (one row per role group)."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.CASCADE, related_name="security", primary_key=True
+    )
+    require_two_factor = models.BooleanField(
+        default=True,
+        help_text=(
+            "Members must give a one-time code after their password. A user is let in with the "
+            "password alone only if every role it holds has this off; superusers always need it."
+        ),
+    )
+
+    class Meta:
+        verbose_name = "role security setting"
+        verbose_name_plural = "role security settings"
+
+    def __str__(self) -> str:
+        return f"{self.group.name}: two-factor {'required' if self.require_two_factor else 'optional'}"

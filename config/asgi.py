@@ -6,15 +6,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before the consumers (and their models) are imported.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
 
-from chat.origins import ChatOriginValidator  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
+from chat.origins import ChatOriginValidator
+from chat.routing import websocket_urlpatterns
+from compliance.socket_auth import StaffSocketGuard
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": ChatOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": ChatOriginValidator(AuthMiddlewareStack(StaffSocketGuard(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -38,6 +38,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "chat",
     "coaching",
     "compliance",
@@ -51,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "compliance.session_guard.StaffSessionMiddleware",  # two-factor and idle logoff
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -90,6 +95,11 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "compliance.backends.AdministratorBackend",  # every permission for the Administrator role
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -165,6 +175,13 @@ CHAT_AGENT_GRACE_SECONDS = envint("CHAT_AGENT_GRACE_SECONDS", 90, minimum=1)
 # visitors) itself; in real mode Celery beat does.
 CHAT_INPROCESS_SWEEPER = envbool("CHAT_INPROCESS_SWEEPER", not REDIS_URL)
 CHAT_SWEEP_INTERVAL_SECONDS = envint("CHAT_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
+
+# --- Staff sessions (compliance/two_factor.py, compliance/socket_auth.py) ----------------
+# A staff session unused this long ends (no request, no chat frame; keep-alive pings don't count).
+STAFF_IDLE_TIMEOUT_SECONDS = envint("STAFF_IDLE_TIMEOUT_SECONDS", 900, minimum=120)
+# How often an open staff socket re-checks its session, user, roles and device.
+STAFF_SOCKET_RECHECK_SECONDS = envint("STAFF_SOCKET_RECHECK_SECONDS", 30, minimum=1)
+OTP_TOTP_ISSUER = envstr("OTP_TOTP_ISSUER", "Coachline")
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 
 from chat.models import AgentProfile
-from tests.factories import AgentFactory, DepartmentFactory, UserFactory
+from compliance import roles
+from tests.factories import AgentFactory, DepartmentFactory, UserFactory, give_role
 
 REAL_MODE = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 
@@ -37,7 +38,8 @@ def other_department(db):
 
 
 def _agent(username: str, name: str, departments, **kwargs) -> AgentProfile:
-    return AgentFactory(user=UserFactory(username=username), display_name=name, departments=departments, **kwargs)
+    user = give_role(UserFactory(username=username), roles.AGENT)
+    return AgentFactory(user=user, display_name=name, departments=departments, **kwargs)
 
 
 @pytest.fixture
@@ -57,7 +59,27 @@ def make_agent():
 
 @pytest.fixture
 def supervisor(db):
-    return UserFactory(username="sam", is_superuser=True)
+    # Still a superuser: chat's selectors let only superusers into other agents' conversations
+    # until department-scoped supervision lands there (compliance.roles.supervised_department_ids).
+    return give_role(UserFactory(username="sam", is_superuser=True), roles.SUPERVISOR)
+
+
+@pytest.fixture
+def department_supervisor(department):
+    """A Supervisor by role alone (no superuser flag), overseeing the Patient support department."""
+    user = give_role(UserFactory(username="sue"), roles.SUPERVISOR)
+    AgentFactory(user=user, display_name="Sue Supervisor", departments=[department])
+    return user
+
+
+@pytest.fixture
+def compliance_officer(db):
+    return give_role(UserFactory(username="carol"), roles.COMPLIANCE_OFFICER)
+
+
+@pytest.fixture
+def administrator(db):
+    return give_role(UserFactory(username="ada"), roles.ADMINISTRATOR)
 
 
 @pytest.fixture

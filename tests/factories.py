@@ -62,3 +62,16 @@ class ConversationFactory(factory.django.DjangoModelFactory):
     created_at = factory.LazyFunction(timezone.now)
     queued_at = factory.LazyAttribute(lambda o: o.created_at)
     queue_order_at = factory.LazyAttribute(lambda o: o.created_at)
+
+
+def give_role(user, role: str):
+    """Put the user in one of the four role groups (compliance/roles.py).
+
+    get_or_create: the groups come from a data migration, but tests that flush the database
+    (transactional and browser tests) remove them.
+    """
+    from django.contrib.auth.models import Group
+
+    group, _ = Group.objects.get_or_create(name=role)
+    user.groups.add(group)
+    return user

@@ -46,9 +46,14 @@
       }
       self.handlers.onFrame(frame);
     };
-    ws.onclose = function () {
+    ws.onclose = function (event) {
       window.clearInterval(self.pingTimer);
       if (self.closedByUs) return;
+      if (event.code === 4401) {
+        // The session ended (logout, idle, password or role change): log in again.
+        window.location.assign("/accounts/login/?next=" + encodeURIComponent(window.location.pathname));
+        return;
+      }
       self.handlers.onStatus && self.handlers.onStatus("reconnecting");
       // Exponential backoff with full jitter, capped: a server restart is not met by a herd.
       var cap = Math.min(15000, 500 * Math.pow(2, self.attempt));

@@ -16,11 +16,11 @@ from django.db import connections
 from django.urls import reverse_lazy
 from django.utils import timezone
 
-from compliance import audit_export
+from compliance import audit_export, roles
 from compliance.audit import GENESIS_HASH, record, verify_chain
 from compliance.models import AuditEntry
 from tests.auth import staff_client
-from tests.factories import UserFactory
+from tests.factories import UserFactory, give_role
 
 URL = reverse_lazy("compliance:audit_export")
 
@@ -29,12 +29,6 @@ URL = reverse_lazy("compliance:audit_export")
 def _fast_password_hashing(settings):
     # The personas' passwords do not matter here; PBKDF2 would cost most of each test's time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def compliance_officer(db):
-    # A superuser until the Compliance officer role exists.
-    return UserFactory(username="carol", is_superuser=True)
 
 
 @pytest.fixture
@@ -182,11 +176,13 @@ def test_export_streams_in_chunks_and_stops_at_its_own_entry(
 
 @pytest.mark.django_db(transaction=True)
 async def test_under_asgi_the_export_is_an_async_stream(async_client):
-    officer = await sync_to_async(UserFactory)(username="carol", is_superuser=True)
+    officer = await sync_to_async(
+        lambda: give_role(UserFactory(username="carol"), roles.COMPLIANCE_OFFICER)
+    )()
     for i in range(3):
         await sync_to_async(record)(action="test.event", target=f"thing:{i}")
     try:
-        await async_client.aforce_login(officer)
+        await sync_to_async(staff_client)(officer, client=async_client)
         response = await async_client.get(URL, {"format": "jsonl"})
         assert response.status_code == 200 and response.is_async  # Django would buffer a sync one
         lines = [line async for chunk in response.streaming_content for line in chunk.splitlines()]
@@ -203,7 +199,7 @@ def test_the_export_is_audited_with_its_filters(client, compliance_officer, log)
     body(export(client, compliance_officer, format="csv", date_from="2026-03-02", action="login.*"))
     entry = AuditEntry.objects.order_by("-id").first()
     assert (entry.action, entry.target, entry.outcome) == ("audit.export", "audit_log", "success")
-    assert entry.actor == compliance_officer and entry.role == "superuser"
+    assert entry.actor == compliance_officer and entry.role == "Compliance officer"
     assert entry.source_ip == "127.0.0.1"
     assert entry.details == {
         "format": "csv",

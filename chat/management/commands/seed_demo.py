@@ -1,10 +1,14 @@
-"""Demo data for `make run`: a supervisor, two agents, two departments, canned answers. Idempotent."""
+"""Demo data for `make run`: staff of every role with demo backup codes, two departments, canned answers.
+
+Idempotent; each run prints new backup codes (the demo logins' second factor)."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from chat.models import AgentProfile, CannedResponse, Department
+from compliance import roles
 
 DEMO_PASSWORD = "coachline-demo"
 
@@ -15,6 +19,22 @@ CANNED = [
     ("sorry", "Empathy: sorry", "I'm sorry you've had this experience. Let's get it sorted out together."),
     ("thanks", "Closing", "Thank you for contacting us, {visitor_name}. Is there anything else I can help with?"),
 ]
+
+
+DEMO_DEVICE = "Demo backup codes"
+
+
+def demo_backup_codes(user, count: int = 5) -> list[str]:
+    """Fresh single-use codes on a demo-only static device, so `make run` needs no phone."""
+    import secrets
+
+    from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+
+    device, _ = StaticDevice.objects.get_or_create(user=user, name=DEMO_DEVICE, defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = [secrets.token_hex(3) for _ in range(count)]
+    StaticToken.objects.bulk_create(StaticToken(device=device, token=c) for c in codes)
+    return codes
 
 
 class Command(BaseCommand):
@@ -36,7 +56,19 @@ class Command(BaseCommand):
                 obj.save(update_fields=["password"])
             return obj
 
-        user("supervisor", first="Sam", last="Supervisor", superuser=True)
+        supervisor = user("supervisor", first="Sam", last="Supervisor")
+        if supervisor.is_superuser:  # demo databases from before the roles existed
+            supervisor.is_superuser = False
+            supervisor.save(update_fields=["is_superuser"])
+        profile, _ = AgentProfile.objects.get_or_create(user=supervisor, defaults={"display_name": "Sam Supervisor"})
+        profile.departments.add(support, billing)  # the departments the supervisor oversees
+        staff = {
+            "supervisor": roles.SUPERVISOR,
+            "compliance": roles.COMPLIANCE_OFFICER,
+            "admin": roles.ADMINISTRATOR,
+        }
+        user("compliance", first="Cora", last="Compliance")
+        user("admin", first="Ada", last="Admin", superuser=True)
         for username, name, departments in (
             ("alice", "Alice Agent", [support, billing]),
             ("bob", "Bob Agent", [support]),
@@ -45,9 +77,21 @@ class Command(BaseCommand):
             agent_user = user(username, first=first, last=last)
             profile, _ = AgentProfile.objects.get_or_create(user=agent_user, defaults={"display_name": name})
             profile.departments.add(*departments)
+            staff[username] = roles.AGENT
+        codes = {}
+        for username, role in staff.items():
+            demo_user = User.objects.get(username=username)
+            demo_user.groups.add(Group.objects.get_or_create(name=role)[0])
+            codes[username] = demo_backup_codes(demo_user)
         for shortcut, title, body in CANNED:
             CannedResponse.objects.get_or_create(
                 shortcut=shortcut, department=None, owner=None, defaults={"title": title, "body": body}
             )
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
-        self.stdout.write(f"  Logins (password '{DEMO_PASSWORD}'): supervisor (back office), alice, bob (agents)")
+        self.stdout.write(
+            f"  Logins (password '{DEMO_PASSWORD}'): alice, bob (agents), supervisor, compliance, admin"
+        )
+        self.stdout.write("  Two-factor: after the password, enter one of the user's demo backup codes")
+        self.stdout.write("  (each works once; re-run seed_demo for new ones):")
+        for username, user_codes in codes.items():
+            self.stdout.write(f"    {username:<11} {' '.join(user_codes)}")

@@ -11,10 +11,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat.origins import ChatOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from compliance.socket_access import StaffSocketIPGuard  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": ChatOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": ChatOriginValidator(AuthMiddlewareStack(StaffSocketIPGuard(URLRouter(websocket_urlpatterns)))),
     }
 )

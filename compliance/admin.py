@@ -232,13 +232,12 @@ class IPAllowRuleForm(forms.ModelForm):
             )
             if pk != self.instance.pk
         ]
-        if self.instance.enabled:
-            rules.append(
-                access.Rule(
-                    network=ipaddress.ip_network(self.instance.network, strict=False),
-                    role=self.instance.role,
-                )
-            )
+        if cleaned.get("enabled"):
+            try:
+                network = ipaddress.ip_network(str(cleaned.get("network", "")).strip(), strict=False)
+            except ValueError:
+                return cleaned  # the model's clean() reports the bad network
+            rules.append(access.Rule(network=network, role=cleaned.get("role", "")))
         ip = access.client_ip(self.request)
         refused_by = access.refusing_list(roles=access.roles_of(self.request.user), ip=ip, rules=rules)
         if refused_by is not None and not cleaned.get("confirm_shutout"):

@@ -82,9 +82,18 @@ class PolicyCharacterClassesValidator:
 
 
 class PolicySimilarityValidator(UserAttributeSimilarityValidator):
+    """Django's similarity check, plus: the password may not contain the username at all
+    (Django compares whole strings, so "alice-alice-alice" would pass it for alice)."""
+
     def validate(self, password: str, user: Any = None) -> None:
-        if get_password_policy().reject_similar_to_username:
-            super().validate(password, user)
+        if not get_password_policy().reject_similar_to_username:
+            return
+        username = user.get_username().lower() if user is not None else ""
+        if len(username) >= 3 and username in password.lower():
+            raise ValidationError(
+                "The password is too similar to the username.", code="password_too_similar"
+            )
+        super().validate(password, user)
 
 
 class PolicyCommonPasswordValidator(CommonPasswordValidator):

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 
 from compliance import access, audit, masking, selectors, services
 from compliance.audit_export import can_read_audit_log
+from compliance.lockout import AdminLoginForm
 from compliance.models import AuditEntry, IPAllowRule, MaskingRule, MaskingSettings, PasswordPolicy
 
 
@@ -259,6 +260,9 @@ class IPAllowRuleAdmin(_AuditedConfigAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         return type(form.__name__, (form,), {"request": request})
 
+
+# The admin's login takes the same per-username lock as the login page (compliance.lockout).
+admin.site.login_form = AdminLoginForm
 
 # django-axes' own admin for lockouts, with clearing audited.
 if admin.site.is_registered(AccessAttempt):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -54,6 +55,10 @@ class SerializedLoginMixin:
 
 
 class LoginForm(SerializedLoginMixin, AuthenticationForm):
+    pass
+
+
+class AdminLoginForm(SerializedLoginMixin, AdminAuthenticationForm):
     pass
 
 

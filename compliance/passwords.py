@@ -152,19 +152,17 @@ def record_password_change(*, user: Any, request: Any) -> None:
         # nothing to audit (account creation is audited where accounts are created).
         if not had_history and user.last_login is None:
             return
-        keep_key = None
-        if request is not None and getattr(request, "user", None) is not None:
-            if request.user.is_authenticated and request.user.pk == user.pk:
-                keep_key = request.session.session_key
+        actor = getattr(request, "user", None) if request is not None else None
+        by_self = actor is not None and actor.is_authenticated and actor.pk == user.pk
+        keep_key = request.session.session_key if by_self else None
         ended = end_sessions_of(user_id=user.pk, except_key=keep_key)
-        actor = request.user if request is not None and hasattr(request, "user") else None
         audit.record(
             action="password.changed",
             actor=actor,
             role=audit.role_of(actor),
             source_ip=client_ip(request) if request is not None else None,
             target=f"user:{user.get_username()}",
-            details={"other_sessions_ended": ended, "by_self": keep_key is not None},
+            details={"other_sessions_ended": ended, "by_self": by_self},
         )
 
 

@@ -22,11 +22,11 @@ class StaffSocketIPGuard:
         self.application = application
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "websocket" and not scope.get("path", "").startswith(
+        staff = scope["type"] == "websocket" and not scope.get("path", "").startswith(
             VISITOR_PATH_PREFIX
-        ):
-            if not await database_sync_to_async(_allowed)(scope):
-                return await WebsocketDenier()(scope, receive, send)
+        )
+        if staff and not await database_sync_to_async(_allowed)(scope):
+            return await WebsocketDenier()(scope, receive, send)
         return await self.application(scope, receive, send)
 
 

@@ -107,7 +107,7 @@ def tls_server(
 
 async def test_pages_and_staff_sockets_over_tls(tls_server) -> None:
     server, port, context, cookie = tls_server
-    with urllib.request.urlopen(
+    with urllib.request.urlopen(  # noqa: ASYNC210 - the server is another process
         f"https://{HOST}:{port}/chat/", context=context, timeout=10
     ) as response:
         assert response.status == 200

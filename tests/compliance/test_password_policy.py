@@ -123,3 +123,16 @@ def test_a_change_ends_the_other_sessions_and_is_audited(agent) -> None:
     assert entry.target == "user:alice"
     assert entry.actor_username == "alice"
     assert entry.details == {"other_sessions_ended": 1, "by_self": True}
+
+
+@pytest.mark.django_db
+def test_changepassword_obeys_the_policy(agent, monkeypatch) -> None:
+    from django.contrib.auth.management.commands import changepassword
+    from django.core.management import CommandError, call_command
+
+    PasswordPolicy.objects.create(min_length=20)
+    monkeypatch.setattr(changepassword.getpass, "getpass", lambda prompt="": "plum-kettle-orbit")
+    with pytest.raises(CommandError, match="Aborting password change"):
+        call_command("changepassword", "alice")
+    agent.user.refresh_from_db()
+    assert agent.user.check_password(OLD)

@@ -13,6 +13,8 @@ from compliance.models import AuditEntry
 
 # Paths an expired password may still reach: the change itself, logging out, static files.
 _EXPIRY_EXEMPT = ("/accounts/password/", "/accounts/logout/", "/static/", "/healthz")
+# Someone on a refused network may still end their session.
+_NETWORK_EXEMPT = ("/accounts/logout/",)
 
 
 class StaffAccessMiddleware:
@@ -29,7 +31,7 @@ class StaffAccessMiddleware:
 
     def _check(self, request: HttpRequest) -> HttpResponse | None:
         user = request.user
-        if not user.is_authenticated:
+        if not user.is_authenticated or request.path.startswith(_NETWORK_EXEMPT):
             return None
         ip = access.client_ip(request)
         refused_by = access.refusal_for(user=user, ip=ip)

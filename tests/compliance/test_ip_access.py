@@ -86,6 +86,9 @@ def test_the_global_list_refuses_every_staff_request_but_not_visitors(agent) -> 
 
     assert client.get("/agent/", REMOTE_ADDR=AT_OFFICE).status_code == 200
     assert Client(REMOTE_ADDR=ELSEWHERE).get("/chat/").status_code == 200
+    # The refusal page's "Log out" works from the refused network.
+    assert client.post("/accounts/logout/", REMOTE_ADDR=ELSEWHERE).status_code == 302
+    assert "_auth_user_id" not in client.session
 
 
 @pytest.mark.django_db

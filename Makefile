@@ -6,6 +6,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # daphne closes frames over 64 KB with 1009 (see CHAT_MAX_FRAME_BYTES).
 DAPHNE_FLAGS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536
+# TLS_CERT and TLS_KEY (PEM files, from the environment) add an HTTPS/WSS endpoint on TLS_PORT.
+TLS_PORT ?= 8443
+TLS_FLAGS := $(if $(and $(TLS_CERT),$(TLS_KEY)),-e ssl:$(TLS_PORT):privateKey=$(TLS_KEY):certKey=$(TLS_CERT):interface=$(HOST))
 
 .PHONY: run test install lint serve worker beat clean fuzz
 
@@ -35,7 +38,7 @@ run: install
 	$(VENV)/bin/daphne $(DAPHNE_FLAGS) -b $(HOST) -p $(PORT) config.asgi:application
 
 serve: install
-	$(VENV)/bin/daphne $(DAPHNE_FLAGS) -b $(HOST) -p $(PORT) config.asgi:application
+	$(VENV)/bin/daphne $(DAPHNE_FLAGS) $(TLS_FLAGS) -b $(HOST) -p $(PORT) config.asgi:application
 
 worker: install
 	$(VENV)/bin/celery -A config worker --loglevel=INFO

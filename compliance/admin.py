@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -9,9 +11,17 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from compliance import audit, masking, selectors, services
+from compliance import access, audit, masking, selectors, services
 from compliance.audit_export import can_read_audit_log
-from compliance.models import AuditEntry, MaskingRule, MaskingSettings, RoleSecurity
+from compliance.lockout import AdminLoginForm
+from compliance.models import (
+    AuditEntry,
+    IPAllowRule,
+    MaskingRule,
+    MaskingSettings,
+    PasswordPolicy,
+    RoleSecurity,
+)
 
 
 class MaskingRuleForm(forms.ModelForm):
@@ -185,9 +195,6 @@ class RoleSecurityAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # one row per role, created with the roles (migration 0004)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def save_model(self, request: HttpRequest, obj: RoleSecurity, form: Any, change: bool) -> None:
         with transaction.atomic():
             obj.save(update_fields=["require_two_factor"])
@@ -199,3 +206,111 @@ class RoleSecurityAdmin(admin.ModelAdmin):
                 target=f"role:{obj.group.name}",
                 details={"require_two_factor": obj.require_two_factor},
             )
+
+
+# --- Staff access policy: password rules, network allowlists, lockouts ------------------------
+
+
+class _AuditedConfigAdmin(admin.ModelAdmin):
+    """Saves and deletes go through the services, which audit them in the same transaction."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        services.save_access_setting(
+            obj=obj, actor=request.user, source_ip=access.client_ip(request), created=not change
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.delete_access_setting(obj=obj, actor=request.user, source_ip=access.client_ip(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(PasswordPolicy)
+class PasswordPolicyAdmin(_AuditedConfigAdmin):
+    list_display = ("__str__", "min_length", "min_character_classes", "history_count", "expiry_days")
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not PasswordPolicy.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class IPAllowRuleForm(forms.ModelForm):
+    confirm_shutout = forms.BooleanField(
+        required=False,
+        label="Yes, shut out my current address",
+        help_text="Needed only when this rule would refuse the address you are working from now.",
+    )
+    request: HttpRequest | None = None  # set by IPAllowRuleAdmin.get_form
+
+    class Meta:
+        model = IPAllowRule
+        fields = ("network", "role", "description", "enabled")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.request is None or self.errors:
+            return cleaned
+        import ipaddress
+
+        rules = [
+            rule
+            for pk, rule in (
+                (pk, access.Rule(network=ipaddress.ip_network(net, strict=False), role=role))
+                for pk, net, role in IPAllowRule.objects.filter(enabled=True).values_list(
+                    "pk", "network", "role"
+                )
+            )
+            if pk != self.instance.pk
+        ]
+        if cleaned.get("enabled"):
+            try:
+                network = ipaddress.ip_network(str(cleaned.get("network", "")).strip(), strict=False)
+            except ValueError:
+                return cleaned  # the model's clean() reports the bad network
+            rules.append(access.Rule(network=network, role=cleaned.get("role", "")))
+        ip = access.client_ip(self.request)
+        refused_by = access.refusing_list(roles=access.roles_of(self.request.user), ip=ip, rules=rules)
+        if refused_by is not None and not cleaned.get("confirm_shutout"):
+            raise forms.ValidationError(
+                f"Saving this rule would shut you out: your current address {ip or '(unknown)'} "
+                f"would not be in the {refused_by} list. Tick the confirmation to save anyway."
+            )
+        return cleaned
+
+
+@admin.register(IPAllowRule)
+class IPAllowRuleAdmin(_AuditedConfigAdmin):
+    form = IPAllowRuleForm
+    list_display = ("network", "role", "description", "enabled", "updated_at")
+    list_filter = ("role", "enabled")
+    fields = ("network", "role", "description", "enabled", "confirm_shutout")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"request": request})
+
+
+# The admin's login takes the same per-username lock as the login page (compliance.lockout).
+admin.site.login_form = AdminLoginForm
+
+# django-axes' own admin for lockouts, with clearing audited.
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class AuditedAccessAttemptAdmin(AxesAccessAttemptAdmin):
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        services.clear_lockouts(
+            attempts=AccessAttempt.objects.filter(pk=obj.pk),
+            actor=request.user,
+            source_ip=access.client_ip(request),
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        services.clear_lockouts(attempts=queryset, actor=request.user, source_ip=access.client_ip(request))

@@ -12,3 +12,13 @@ class ComplianceConfig(AppConfig):
         from compliance import services
 
         pipeline.register_text_filter(services.mask_chat_text)
+
+        # Failed logins and lockouts: django-axes and django.contrib.auth report them only as
+        # signals, so the audit hooks in there (compliance.lockout).
+        from axes.signals import user_locked_out
+        from django.contrib.auth.signals import user_login_failed
+
+        from compliance import lockout
+
+        user_login_failed.connect(lockout.audit_login_failed, dispatch_uid="compliance-login-failed")
+        user_locked_out.connect(lockout.audit_locked_out, dispatch_uid="compliance-locked-out")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.contrib.auth.forms import AuthenticationForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -22,6 +21,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from compliance import audit, roles, two_factor
+from compliance.lockout import LoginForm
 from compliance.models import AuditEntry
 
 BAD_CODE = (
@@ -43,15 +43,8 @@ def _ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _record(
-    request: HttpRequest,
-    *,
-    action: str,
-    user=None,
-    outcome=AuditEntry.Outcome.SUCCESS,
-    target: str = "",
-    details=None,
-) -> None:
+def _record(request: HttpRequest, *, action: str, user=None, outcome=AuditEntry.Outcome.SUCCESS,
+            target: str = "", details=None) -> None:
     with transaction.atomic():
         audit.record(
             action=action,
@@ -82,16 +75,13 @@ def _finish(request: HttpRequest, pending: two_factor.Pending, device) -> HttpRe
 @never_cache
 def login_view(request: HttpRequest) -> HttpResponse:
     next_url = request.POST.get(REDIRECT_FIELD_NAME) or request.GET.get(REDIRECT_FIELD_NAME, "")
-    form = AuthenticationForm(request, data=request.POST or None)
+    # LoginForm: axes' failure count and the password test under one per-username lock.
+    form = LoginForm(request, data=request.POST or None)
     if request.method == "POST":
         if not form.is_valid():
             username = str(request.POST.get("username", ""))[:150]
-            _record(
-                request,
-                action="login.password",
-                outcome=AuditEntry.Outcome.FAILURE,
-                target=f"user:{username}",
-            )
+            _record(request, action="login.password", outcome=AuditEntry.Outcome.FAILURE,
+                    target=f"user:{username}")
             return render(request, "registration/login.html", {"form": form, "next": next_url})
         user = form.get_user()
         _record(request, action="login.password", user=user, target=f"user:{user.get_username()}")
@@ -117,21 +107,12 @@ def login_code_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         device = two_factor.verify_code(user=pending.user, code=form.cleaned_data["code"])
         if device is not None:
-            _record(
-                request,
-                action="login.otp",
-                user=pending.user,
-                target=f"user:{pending.user.get_username()}",
-                details={"device": device.persistent_id},
-            )
+            _record(request, action="login.otp", user=pending.user,
+                    target=f"user:{pending.user.get_username()}",
+                    details={"device": device.persistent_id})
             return _finish(request, pending, device)
-        _record(
-            request,
-            action="login.otp",
-            user=pending.user,
-            outcome=AuditEntry.Outcome.FAILURE,
-            target=f"user:{pending.user.get_username()}",
-        )
+        _record(request, action="login.otp", user=pending.user, outcome=AuditEntry.Outcome.FAILURE,
+                target=f"user:{pending.user.get_username()}")
         form.add_error("code", BAD_CODE)
     status = 400 if request.method == "POST" else 200
     return render(request, "compliance/login_code.html", {"form": form}, status=status)
@@ -153,33 +134,18 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
         confirmed = two_factor.confirm_enrolment(user=pending.user, code=form.cleaned_data["code"])
         if confirmed is not None:
             totp, codes = confirmed
-            _record(
-                request,
-                action="2fa.enrol",
-                user=pending.user,
-                target=f"user:{pending.user.get_username()}",
-                details={"device": totp.persistent_id},
-            )
-            two_factor.complete_login(
-                request, user=pending.user, device=totp, backend=pending.backend
-            )
-            return render(
-                request,
-                "compliance/backup_codes.html",
-                {"codes": codes, "next": _safe_next(request, pending.next_url)},
-            )
-        _record(
-            request,
-            action="2fa.enrol",
-            user=pending.user,
-            outcome=AuditEntry.Outcome.FAILURE,
-            target=f"user:{pending.user.get_username()}",
-        )
+            _record(request, action="2fa.enrol", user=pending.user,
+                    target=f"user:{pending.user.get_username()}",
+                    details={"device": totp.persistent_id})
+            two_factor.complete_login(request, user=pending.user, device=totp, backend=pending.backend)
+            return render(request, "compliance/backup_codes.html",
+                          {"codes": codes, "next": _safe_next(request, pending.next_url)})
+        _record(request, action="2fa.enrol", user=pending.user, outcome=AuditEntry.Outcome.FAILURE,
+                target=f"user:{pending.user.get_username()}")
         form.add_error("code", BAD_CODE)
     status = 400 if request.method == "POST" else 200
-    return render(
-        request, "compliance/enrol.html", {"form": form, "secret": _base32(device)}, status=status
-    )
+    return render(request, "compliance/enrol.html",
+                  {"form": form, "secret": _base32(device)}, status=status)
 
 
 @never_cache
@@ -201,12 +167,8 @@ def session_view(request: HttpRequest) -> JsonResponse:
     """
     if not request.user.is_authenticated:
         return JsonResponse({"remaining": 0, "login_url": settings.LOGIN_URL}, status=401)
-    return JsonResponse(
-        {
-            "remaining": int(two_factor.seconds_left(request.session)),
-            "timeout": two_factor.idle_timeout(),
-        }
-    )
+    return JsonResponse({"remaining": int(two_factor.seconds_left(request.session)),
+                         "timeout": two_factor.idle_timeout()})
 
 
 def _start_over(request: HttpRequest) -> HttpResponse:

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -198,3 +199,102 @@ class RoleSecurity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group.name}: two-factor {'required' if self.require_two_factor else 'optional'}"
+
+
+# --- Staff access policy: passwords and network allowlists (compliance.access, .passwords) ----
+
+ROLE_NAMES = ("Agent", "Supervisor", "Compliance officer", "Administrator")
+
+
+class PasswordPolicy(models.Model):
+    """The one row of password rules (primary key 1); absent means the defaults below.
+
+    Read by the password validators in compliance.passwords, so every form that sets a password
+    (login-page change, admin, `changepassword`) obeys the same rules.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    min_length = models.PositiveSmallIntegerField(
+        default=12, validators=[MinValueValidator(8), MaxValueValidator(128)]
+    )
+    min_character_classes = models.PositiveSmallIntegerField(
+        "character classes required",
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(4)],
+        help_text="How many of: lower case, upper case, digits, other characters. "
+        "Length protects better than classes (NIST 800-63B); 1 means no class rule.",
+    )
+    reject_similar_to_username = models.BooleanField(default=True)
+    reject_common = models.BooleanField(
+        "reject common passwords", default=True, help_text="Django's list of 20,000 leaked passwords."
+    )
+    history_count = models.PositiveSmallIntegerField(
+        "remembered passwords",
+        default=5,
+        validators=[MaxValueValidator(24)],
+        help_text="A new password may not be any of the user's last N (0 allows reuse).",
+    )
+    expiry_days = models.PositiveIntegerField(
+        "expire after days",
+        default=0,
+        help_text="0 = never. NIST 800-63B and OWASP ASVS advise against forced rotation; "
+        "offered for regulations that still require it.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "password policy"
+        verbose_name_plural = "password policy"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="password_policy_singleton")]
+
+    def __str__(self) -> str:
+        return "Password policy"
+
+
+class PasswordHistory(models.Model):
+    """Hashes of a user's recent passwords (never the passwords), newest last; the newest one's
+    time is when the password was last changed, which expiry counts from."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    password_hash = models.CharField(max_length=128)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "password history"
+        indexes = [models.Index(fields=["user", "-changed_at"], name="compliance_pwhist_user")]
+
+
+class IPAllowRule(models.Model):
+    """One network staff may work from. With no enabled rule for a scope, that scope is open;
+    with some, a staff member's address must be in one of them (see compliance.access)."""
+
+    network = models.CharField(
+        max_length=64, help_text="An address or a CIDR network: 203.0.113.0/24, 2001:db8::/32."
+    )
+    role = models.CharField(
+        max_length=150,
+        blank=True,
+        choices=[(name, name) for name in ROLE_NAMES],
+        help_text="Leave empty for the global list, which applies to every staff member.",
+    )
+    description = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["role", "network"]
+        verbose_name = "IP allow rule"
+        constraints = [
+            models.UniqueConstraint(fields=["network", "role"], name="compliance_ip_rule_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.network} ({self.role or 'all staff'})"
+
+    def clean(self) -> None:
+        import ipaddress
+
+        try:
+            self.network = str(ipaddress.ip_network(self.network.strip(), strict=False))
+        except ValueError as exc:
+            raise ValidationError({"network": f"Not an address or CIDR network: {exc}"}) from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import transaction
 
@@ -43,3 +43,58 @@ def reload_masking_rules() -> None:
     """
     selectors.clear_masking_cache()
     transaction.on_commit(selectors.clear_masking_cache)
+
+
+# --- Staff access policy (edited in admin) ----------------------------------------------------
+
+
+def save_access_setting(*, obj: Any, actor: Any, source_ip: str | None, created: bool) -> None:
+    """Save a password policy or IP allow rule and audit the change, in one transaction."""
+    from django.forms.models import model_to_dict
+
+    from compliance import audit
+
+    with transaction.atomic():
+        obj.save()
+        audit.record(
+            action="config.created" if created else "config.changed",
+            actor=actor,
+            role=audit.role_of(actor),
+            source_ip=source_ip,
+            target=f"{obj._meta.model_name}:{obj.pk}",
+            details={k: str(v) for k, v in model_to_dict(obj).items()},
+        )
+
+
+def delete_access_setting(*, obj: Any, actor: Any, source_ip: str | None) -> None:
+    from compliance import audit
+
+    with transaction.atomic():
+        target = f"{obj._meta.model_name}:{obj.pk}"
+        description = str(obj)
+        obj.delete()
+        audit.record(
+            action="config.deleted",
+            actor=actor,
+            role=audit.role_of(actor),
+            source_ip=source_ip,
+            target=target,
+            details={"was": description},
+        )
+
+
+def clear_lockouts(*, attempts: Any, actor: Any, source_ip: str | None) -> None:
+    """An administrator clears login lockouts (django-axes AccessAttempt rows)."""
+    from compliance import audit
+
+    with transaction.atomic():
+        cleared = [f"{a.username}@{a.ip_address}" for a in attempts]
+        attempts.delete()
+        audit.record(
+            action="login.lockout_cleared",
+            actor=actor,
+            role=audit.role_of(actor),
+            source_ip=source_ip,
+            target="lockouts",
+            details={"cleared": cleared},
+        )

@@ -12,10 +12,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from chat.origins import ChatOriginValidator
 from chat.routing import websocket_urlpatterns
 from compliance.socket_auth import StaffSocketGuard
+from compliance.socket_access import StaffSocketIPGuard
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": ChatOriginValidator(AuthMiddlewareStack(StaffSocketGuard(URLRouter(websocket_urlpatterns)))),
+        # Outermost first: the origin, the session, the network allowlist, then two-factor and
+        # the session's liveness for staff sockets.
+        "websocket": ChatOriginValidator(
+            AuthMiddlewareStack(StaffSocketIPGuard(StaffSocketGuard(URLRouter(websocket_urlpatterns))))
+        ),
     }
 )

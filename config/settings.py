@@ -7,6 +7,7 @@ switch to real mode: PostgreSQL, channels-redis, a real Celery worker and beat.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -45,6 +46,8 @@ INSTALLED_APPS = [
     "coaching",
     "compliance",
     "reporting",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -58,6 +61,10 @@ MIDDLEWARE = [
     "compliance.session_guard.StaffSessionMiddleware",  # two-factor and idle logoff
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "compliance.middleware.StaffAccessMiddleware",
+    # django-axes wants to be last: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -96,16 +103,14 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "compliance.backends.AdministratorBackend",  # every permission for the Administrator role
-]
-
+# The password policy is edited in admin (compliance.PasswordPolicy); these validators read it.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "compliance.passwords.PolicyLengthValidator"},
+    {"NAME": "compliance.passwords.PolicyCharacterClassesValidator"},
+    {"NAME": "compliance.passwords.PolicySimilarityValidator"},
+    {"NAME": "compliance.passwords.PolicyCommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "compliance.passwords.PasswordHistoryValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -189,4 +194,55 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+# --- Staff access: lockout, network allowlists, HTTPS (README "Staff access policy") ------
+# The back office never shows a user's TOTP secret or QR code: an administrator who could read
+# them could log in as that user. (It also makes django-otp's config views refuse before they
+# look the device up unchecked.)
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "compliance.backends.IPRestrictedModelBackend",
+    "compliance.backends.AdministratorBackend",  # every permission for the Administrator role
+]
+# X-Forwarded-For is believed only behind this many proxies of your own (0: never).
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "compliance.access.client_ip"
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# "username+ip_address" counts failures per username from one address, so a typo-prone
+# colleague cannot lock a whole office out; "username,ip_address" counts each separately.
+AXES_LOCKOUT_PARAMETERS = [
+    group.split("+") if "+" in group else group
+    for group in envlist("LOGIN_LOCKOUT_PARAMETERS", ["username+ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+COACHLINE_HTTPS = envbool("COACHLINE_HTTPS", False)
+SESSION_COOKIE_SECURE = COACHLINE_HTTPS
+CSRF_COOKIE_SECURE = COACHLINE_HTTPS
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", COACHLINE_HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if COACHLINE_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", COACHLINE_HTTPS)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", COACHLINE_HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+# No inline script or style anywhere: every page's JavaScript and CSS are static files.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
 }

@@ -12,6 +12,7 @@ otp_admin.install(admin.site)  # the back office behind two-factor
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", login_views.login_view, name="login"),  # password, then a code
+    path("accounts/password/", include("compliance.password_urls")),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("compliance/", include("compliance.urls")),
     path("", include("chat.urls")),

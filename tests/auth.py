@@ -22,7 +22,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from compliance import two_factor
 
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+def _password_backend() -> str:
+    """The backend a password login records in the session: the configured ModelBackend
+    (a session naming a backend that is not configured is no login at all)."""
+    return next(b for b in settings.AUTHENTICATION_BACKENDS if b.endswith("ModelBackend"))
 
 
 def _user(user_or_username: Any) -> Any:
@@ -62,7 +66,7 @@ def session_key_for(user_or_username: Any, *, device: Any) -> str:
     request = HttpRequest()
     request.session = engine.SessionStore()
     request.user = user
-    two_factor.complete_login(request, user=user, device=device, backend=BACKEND)
+    two_factor.complete_login(request, user=user, device=device, backend=_password_backend())
     request.session.save()
     return request.session.session_key
 

@@ -8,7 +8,9 @@ class ComplianceConfig(AppConfig):
     def ready(self) -> None:
         # Registered here rather than imported by chat: chat is the core and knows nothing of
         # compliance; the pipeline runs its filters before a message is stored or broadcast.
-        from chat import pipeline
-        from compliance import services
+        from chat import hooks, pipeline
+        from compliance import archive, services
 
         pipeline.register_text_filter(services.mask_chat_text)
+        # An ended conversation's transcript goes to the archive (a Celery task, after commit).
+        hooks.register_on_conversation_ended(archive.on_conversation_ended)

@@ -144,6 +144,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "chat-sweep": {"task": "chat.tasks.sweep", "schedule": 5.0},
+    "compliance-retry-archives": {"task": "compliance.tasks.retry_archives", "schedule": 60.0},
+    "compliance-purge-expired": {"task": "compliance.tasks.purge_expired", "schedule": 3600.0},
 }
 
 # --- E-mail ---------------------------------------------------------------------------
@@ -165,6 +167,10 @@ CHAT_AGENT_GRACE_SECONDS = envint("CHAT_AGENT_GRACE_SECONDS", 90, minimum=1)
 # visitors) itself; in real mode Celery beat does.
 CHAT_INPROCESS_SWEEPER = envbool("CHAT_INPROCESS_SWEEPER", not REDIS_URL)
 CHAT_SWEEP_INTERVAL_SECONDS = envint("CHAT_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
+
+# --- Compliance -----------------------------------------------------------------------
+# Where the archive keeps transcripts when the back office chooses the local filesystem.
+COMPLIANCE_ARCHIVE_DIR = Path(envstr("COMPLIANCE_ARCHIVE_DIR", str(DATA_DIR / "archive")))
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,7 @@ from compliance.models import (
     ConversationArchive,
     MaskingRule,
     MaskingSettings,
+    RemaskJob,
     RetentionPolicy,
 )
 
@@ -73,6 +74,15 @@ class MaskingRuleAdmin(admin.ModelAdmin):
     search_fields = ("name", "pattern")
     filter_horizontal = ("departments",)
     readonly_fields = ("created_at", "updated_at")
+    actions = ["apply_to_history"]
+
+    @admin.action(description="Apply the archive rules to stored history (database and archive)")
+    def apply_to_history(self, request: HttpRequest, queryset: QuerySet[MaskingRule]) -> None:
+        from compliance import remask
+
+        # One job applies every archive rule; the selected rule is noted for the record.
+        job = remask.start_remask(user=request.user, rule=queryset.first())
+        self.message_user(request, f"Re-masking job {job.pk} started; see Re-masking jobs.")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MaskingRule]:
         return super().get_queryset(request).prefetch_related("departments")
@@ -349,3 +359,22 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
             details={"department_id": obj.department_id, "keep_days": obj.keep_days},
         )
         super().delete_model(request, obj)
+
+
+@admin.register(RemaskJob)
+class RemaskJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "rule", "requested_by", "state", "phase", "messages_changed", "archives_rewritten",
+        "started_at", "finished_at",
+    )
+    list_select_related = ("rule", "requested_by")
+    readonly_fields = (
+        "rule", "requested_by", "state", "phase", "last_message_id", "last_archive_id",
+        "messages_changed", "archives_rewritten", "started_at", "finished_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

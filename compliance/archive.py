@@ -98,7 +98,7 @@ def archive_conversation(*, conversation_id: int, now: datetime | None = None) -
             read_back = fh.read()
         if hashlib.sha256(read_back).hexdigest() != checksum:
             raise TranscriptUnavailable("the object read back does not match what was written")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded and retried, none lost
         logger.warning("Archiving conversation %s failed: %s", conversation_id, exc)
         _record_failure(archive_id=archive.pk, attempt=attempt, error=exc, now=now)
         archive.refresh_from_db()

@@ -385,9 +385,15 @@ class RemaskJob(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    class Phase(models.TextChoices):
+        MESSAGES = "messages", "Message bodies in the database"
+        ARCHIVES = "archives", "Archived transcripts"
+
     state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
-    # The resume point: every message with a smaller id has been processed.
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.MESSAGES)
+    # The resume points: everything with a smaller or equal id has been processed.
     last_message_id = models.PositiveBigIntegerField(default=0)
+    last_archive_id = models.PositiveBigIntegerField(default=0)
     messages_changed = models.PositiveIntegerField(default=0)
     archives_rewritten = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)

@@ -163,7 +163,7 @@ def test_connection(config: ArchiveSettings | None = None) -> ProbeResult:
             return ProbeResult(False, "The probe object read back differs from what was written.")
         step = "delete"
         archive.storage.delete(name)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer the administrator wants
         return ProbeResult(False, f"Could not {step} the probe object: {_short(exc)}")
     return ProbeResult(True, f"Wrote, read and deleted a probe object ({archive.backend}).")
 

@@ -22,3 +22,12 @@ def retry_archives() -> int:
 @shared_task(name="compliance.tasks.purge_expired", ignore_result=True)
 def purge_expired() -> int:
     return retention.purge_expired()
+
+
+@shared_task(name="compliance.tasks.remask_history", ignore_result=True)
+def remask_history(job_id: int) -> None:
+    """One batch, then the next as a new task: a lost worker loses at most one batch's work."""
+    from compliance import remask
+
+    if not remask.run_batch(job_id=job_id):
+        remask_history.delay(job_id)

@@ -167,6 +167,9 @@ CHAT_AGENT_GRACE_SECONDS = envint("CHAT_AGENT_GRACE_SECONDS", 90, minimum=1)
 # visitors) itself; in real mode Celery beat does.
 CHAT_INPROCESS_SWEEPER = envbool("CHAT_INPROCESS_SWEEPER", not REDIS_URL)
 CHAT_SWEEP_INTERVAL_SECONDS = envint("CHAT_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
+# Per-visitor rate limits (0 turns one off); refused frames get the error code rate_limited.
+CHAT_VISITOR_MESSAGES_PER_MINUTE = envint("CHAT_VISITOR_MESSAGES_PER_MINUTE", 30, minimum=0)
+CHAT_VISITOR_CONVERSATIONS_PER_HOUR = envint("CHAT_VISITOR_CONVERSATIONS_PER_HOUR", 10, minimum=0)
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.

@@ -13,6 +13,7 @@ from compliance.audit_export import can_read_audit_log
 from compliance.models import (
     ArchiveSettings,
     AuditEntry,
+    ContentSafetySettings,
     ConversationArchive,
     MaskingRule,
     MaskingSettings,
@@ -378,3 +379,31 @@ class RemaskJobAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(ContentSafetySettings)
+class ContentSafetySettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "block_copy_agent", "block_copy_visitor", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not ContentSafetySettings.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: ContentSafetySettings, form: Any, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        audit.record(
+            action="content_safety.settings_changed",
+            actor=request.user,
+            role=audit.role_of(request.user),
+            source_ip=request.META.get("REMOTE_ADDR") or None,
+            target="content_safety_settings",
+            details={
+                "block_copy_agent": obj.block_copy_agent,
+                "block_copy_visitor": obj.block_copy_visitor,
+            },
+        )

@@ -401,3 +401,34 @@ class RemaskJob(models.Model):
 
     def __str__(self) -> str:
         return f"Re-masking job {self.pk} ({self.state})"
+
+
+class ContentSafetySettings(models.Model):
+    """The one row of content-safety switches (primary key 1); absent means all off.
+
+    Blocking copy and paste in the pages is a deterrent against casual copying of chat text,
+    not a guarantee: anyone can take a screenshot, read the page source or use developer tools.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    block_copy_agent = models.BooleanField(
+        "block copy and paste in the agent workspace",
+        default=False,
+        help_text="Agents cannot copy chat text out of, or paste into, the chats (a deterrent).",
+    )
+    block_copy_visitor = models.BooleanField(
+        "block copy and paste in the visitor chat",
+        default=False,
+        help_text="Visitors cannot copy chat text out of, or paste into, the chat (a deterrent).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "content safety settings"
+        verbose_name_plural = "content safety settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="content_safety_settings_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return "Content safety settings"

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q
@@ -59,6 +60,9 @@ def on_conversation_ended(conversation_id: int) -> None:
         defaults={"conversation_id": conversation_id, "department_id": conversation.department_id},
     )
     tasks.archive_conversation.delay(conversation_id)
+    if settings.CHAT_INPROCESS_SWEEPER:
+        # No beat in the embedded default: each ended chat also retries failures that are due.
+        retry_due_archives(limit=10)
 
 
 def archive_conversation(*, conversation_id: int, now: datetime | None = None) -> ConversationArchive:

@@ -292,3 +292,21 @@ def s3_list(server, bucket: str) -> list[str]:
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )
     return [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_without_beat_the_next_ended_chat_retries_due_failures(
+    department, moto_s3, django_capture_on_commit_callbacks, settings
+):
+    settings.CHAT_INPROCESS_SWEEPER = True  # the embedded default: no Celery beat
+    configure(
+        backend="s3", endpoint_url=moto_s3.endpoint, local_test_endpoint=True,
+        bucket="late-bucket", region="us-east-1", access_key="testing", secret_key="testing",
+    )
+    first = ended_chat(django_capture_on_commit_callbacks, department=department)
+    record = ConversationArchive.objects.get(conversation_number=first.pk)
+    assert record.state == "failed"
+    make_s3_bucket(moto_s3, "late-bucket")
+    ConversationArchive.objects.filter(pk=record.pk).update(next_attempt_at=timezone.now())
+    ended_chat(django_capture_on_commit_callbacks, department=department)
+    record.refresh_from_db()
+    assert record.state == "confirmed" and record.attempts == 2

@@ -59,7 +59,10 @@ def on_conversation_ended(conversation_id: int) -> None:
         conversation_number=conversation_id,
         defaults={"conversation_id": conversation_id, "department_id": conversation.department_id},
     )
-    tasks.archive_conversation.delay(conversation_id)
+    try:
+        tasks.archive_conversation.delay(conversation_id)
+    except Exception:  # noqa: BLE001 - broker down: the pending row is retried later
+        logger.exception("Could not enqueue the archive of conversation %s", conversation_id)
     if settings.CHAT_INPROCESS_SWEEPER:
         # No beat in the embedded default: each ended chat also retries failures that are due.
         retry_due_archives(limit=10)
@@ -174,6 +177,8 @@ def _drop_bodies(*, archive: ConversationArchive, now: datetime) -> int:
         .exclude(body="")
         .update(body="")
     )
+    # The subject is the start of the first message: it goes too.
+    Conversation.objects.filter(pk=archive.conversation_number).update(subject="")
     archive.bodies_dropped_at = now
     archive.save(update_fields=["bodies_dropped_at", "updated_at"])
     return dropped

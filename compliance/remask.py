@@ -21,7 +21,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from chat.models import Message
+from chat.models import Conversation, Message
 from compliance import audit, selectors, services
 from compliance.archive import render_transcript_html
 from compliance.models import ConversationArchive, MaskingRule, RemaskJob
@@ -72,7 +72,7 @@ def _message_batch(*, job_id: int) -> None:
             Message.objects.filter(pk__gt=job.last_message_id)
             .exclude(body="")
             .order_by("pk")
-            .values("pk", "body", "conversation__department_id")[:BATCH_SIZE]
+            .values("pk", "body", "conversation_id", "conversation__department_id")[:BATCH_SIZE]
         )
         changed = []
         for row in rows:
@@ -83,6 +83,19 @@ def _message_batch(*, job_id: int) -> None:
                 changed.append(Message(pk=row["pk"], body=masked))
         if changed:
             Message.objects.bulk_update(changed, ["body"])
+        # A conversation's subject is the start of its first message: mask it with it.
+        subjects = []
+        for conversation in Conversation.objects.filter(
+            pk__in={row["conversation_id"] for row in rows}
+        ).exclude(subject="").only("pk", "subject", "department_id"):
+            masked = services.mask_for_archive(
+                conversation.subject, department_id=conversation.department_id
+            )
+            if masked != conversation.subject:
+                conversation.subject = masked
+                subjects.append(conversation)
+        if subjects:
+            Conversation.objects.bulk_update(subjects, ["subject"])
         job.messages_changed += len(changed)
         if len(rows) < BATCH_SIZE:
             job.phase = RemaskJob.Phase.ARCHIVES

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from chat.models import Conversation
+from chat.models import Conversation, Visitor
 from compliance import audit
 from compliance.models import AuditEntry, ConversationArchive, RetentionPolicy
 
@@ -97,7 +97,13 @@ def _purge_one(*, conversation_id: int, now: datetime) -> bool:
                 "archive_location": archive.location,
                 "archive_checksum": archive.checksum,
             }
+            visitor_id = conversation.visitor_id
             conversation.delete()
+            # The visitor's name, e-mail and addresses go with their last conversation.
+            visitor_purged = False
+            if not Conversation.objects.filter(visitor_id=visitor_id).exists():
+                visitor_purged = bool(Visitor.objects.filter(pk=visitor_id).delete()[0])
+            details["visitor_purged"] = visitor_purged
             archive.purged_at = now
             archive.save(update_fields=["purged_at", "updated_at"])
             audit.record(

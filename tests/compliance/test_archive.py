@@ -199,6 +199,8 @@ def test_conduit_mode_keeps_no_bodies_and_reads_transcripts_back_from_storage(
     record = ConversationArchive.objects.get(conversation_number=conversation.pk)
     assert record.state == "confirmed" and record.bodies_dropped_at is not None
     assert not Message.objects.filter(conversation=conversation).exclude(body="").exists()
+    conversation.refresh_from_db()
+    assert conversation.subject == ""
 
     # A rule added after archiving still applies when the transcript is read back.
     MaskingRule.objects.create(name="codes", pattern=r"secret-\d+", live=False, archive=True)

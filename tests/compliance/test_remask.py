@@ -56,6 +56,8 @@ def test_new_rule_reaches_database_and_archive_in_resumable_batches(
     assert job.state == "done" and job.messages_changed == 1 and job.archives_rewritten == 2
     assert not Message.objects.filter(body__contains="secret-4242").exists()
     assert Message.objects.filter(conversation=kept, body__contains="XXXXXX-XXXX").exists()
+    kept.refresh_from_db()
+    assert "secret-4242" not in kept.subject and "XXXXXX-XXXX" in kept.subject
     for pk, old in before.items():
         record = ConversationArchive.objects.get(conversation_number=pk)
         assert record.location != old.location and not stored(settings, old.location).exists()

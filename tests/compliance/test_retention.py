@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Visitor
 from compliance import retention
 from compliance.models import AuditEntry, ConversationArchive, RetentionPolicy
 from tests.auth import staff_client
@@ -67,6 +67,8 @@ def test_purge_follows_department_policies_archive_state_and_legal_hold(
     assert purge.target == f"conversation:{short.pk}" and purge.outcome == "success"
     assert purge.details["archive_checksum"] == record.checksum
     assert purge.details["messages"] == 2
+    assert purge.details["visitor_purged"] is True
+    assert not Visitor.objects.filter(pk=short.visitor_id).exists()
 
     # The default policy (30 days) reaches the other department later; the hold still wins.
     assert retention.purge_expired(now=timezone.now() + timedelta(days=31)) == 1

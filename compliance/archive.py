@@ -61,7 +61,7 @@ def on_conversation_ended(conversation_id: int) -> None:
     )
     try:
         tasks.archive_conversation.delay(conversation_id)
-    except Exception:  # noqa: BLE001 - broker down: the pending row is retried later
+    except Exception:  # broker down: the pending row is retried later
         logger.exception("Could not enqueue the archive of conversation %s", conversation_id)
     if settings.CHAT_INPROCESS_SWEEPER:
         # No beat in the embedded default: each ended chat also retries failures that are due.

@@ -44,7 +44,7 @@ async def test_too_many_messages_get_rate_limited_and_a_resend_is_still_answered
 
 async def test_too_many_new_conversations_get_rate_limited(department, settings):
     settings.CHAT_VISITOR_CONVERSATIONS_PER_HOUR = 1
-    visitor, welcome = await visitor_socket()
+    visitor, _ = await visitor_socket()
     await visitor.send_json_to({"type": "start", "department": "support"})
     await receive_until(visitor, lambda f: f["type"] == "conversation")
     await visitor.send_json_to({"type": "end"})

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chat import assignment, events, frames, hooks
+from chat import assignment, events, frames, hooks, ratelimit
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import AgentProfile, Assignment, Conversation, Department, Message, Visitor, hash_token
 from chat.pipeline import FilterContext, Inbound, clean_body, filter_text, run
@@ -104,6 +104,7 @@ def start_conversation(
         locked = Visitor.objects.select_for_update().get(pk=visitor.pk)
         if open_conversation_for_visitor(visitor=locked) is not None:
             raise Conflict("You already have an open chat.", code="already_open")
+        ratelimit.check_visitor_start(visitor_id=locked.pk)
         update = []
         if name_text:
             locked.name = name_text
@@ -140,6 +141,9 @@ def post_visitor_message(*, visitor: Visitor, body: Any, client_id: Any) -> Mess
     conversation = open_conversation_for_visitor(visitor=visitor)
     if conversation is None:
         raise NotFound("You have no open chat; start one first.")
+    # A resend of a stored message is answered from the database, never refused as too fast.
+    if not (isinstance(client_id, str) and conversation.messages.filter(client_id=client_id).exists()):
+        ratelimit.check_visitor_message(conversation_id=conversation.pk)
     message, _ = run(
         Inbound(conversation_id=conversation.pk, role=Message.Role.VISITOR, body=body, client_id=client_id)
     )

@@ -5,7 +5,7 @@ from typing import Any
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
@@ -15,11 +15,16 @@ from compliance import access, audit, masking, selectors, services
 from compliance.audit_export import can_read_audit_log
 from compliance.lockout import AdminLoginForm
 from compliance.models import (
+    ArchiveSettings,
     AuditEntry,
+    ContentSafetySettings,
+    ConversationArchive,
     IPAllowRule,
     MaskingRule,
     MaskingSettings,
     PasswordPolicy,
+    RemaskJob,
+    RetentionPolicy,
     RoleSecurity,
 )
 
@@ -77,6 +82,15 @@ class MaskingRuleAdmin(admin.ModelAdmin):
     search_fields = ("name", "pattern")
     filter_horizontal = ("departments",)
     readonly_fields = ("created_at", "updated_at")
+    actions = ["apply_to_history"]
+
+    @admin.action(description="Apply the archive rules to stored history (database and archive)")
+    def apply_to_history(self, request: HttpRequest, queryset: QuerySet[MaskingRule]) -> None:
+        from compliance import remask
+
+        # One job applies every archive rule; the selected rule is noted for the record.
+        job = remask.start_remask(user=request.user, rule=queryset.first())
+        self.message_user(request, f"Re-masking job {job.pk} started; see Re-masking jobs.")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MaskingRule]:
         return super().get_queryset(request).prefetch_related("departments")
@@ -314,3 +328,223 @@ class AuditedAccessAttemptAdmin(AxesAccessAttemptAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         services.clear_lockouts(attempts=queryset, actor=request.user, source_ip=access.client_ip(request))
+
+
+# --- Archive, storage, retention ------------------------------------------------------------
+
+
+class ArchiveSettingsForm(forms.ModelForm):
+    # Never rendered back: an empty box on save keeps the stored secret.
+    secret_key = forms.CharField(
+        label="Secret access key or account key",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored, never shown again. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = ArchiveSettings
+        fields = (
+            "backend", "key_prefix", "endpoint_url", "local_test_endpoint", "bucket", "region",
+            "server_side_encryption", "kms_key_id", "access_key", "secret_key",
+            "link_expiry_seconds", "conduit_mode",
+        )
+
+    def clean_secret_key(self) -> str:
+        value = self.cleaned_data.get("secret_key") or ""
+        if not value and self.instance.pk:
+            stored = ArchiveSettings.objects.filter(pk=self.instance.pk).first()
+            return stored.secret_key if stored else ""
+        return value
+
+    def clean_link_expiry_seconds(self) -> int:
+        value = self.cleaned_data["link_expiry_seconds"]
+        if not 1 <= value <= 900:
+            raise forms.ValidationError("Links must expire within 15 minutes (1 to 900 seconds).")
+        return value
+
+
+@admin.register(ArchiveSettings)
+class ArchiveSettingsAdmin(admin.ModelAdmin):
+    form = ArchiveSettingsForm
+    list_display = ("__str__", "backend", "bucket", "endpoint_url", "conduit_mode", "updated_at")
+    readonly_fields = ("updated_at", "secret_is_set")
+    actions = ["test_connection"]
+
+    @admin.display(description="secret stored", boolean=True)
+    def secret_is_set(self, obj: ArchiveSettings) -> bool:
+        return bool(obj.secret_key)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not ArchiveSettings.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ArchiveSettings, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Field names only: the values may include the secret.
+        audit.record(
+            action="archive.settings_changed",
+            actor=request.user,
+            role=audit.role_of(request.user),
+            source_ip=request.META.get("REMOTE_ADDR") or None,
+            target="archive_settings",
+            details={"changed": sorted(form.changed_data), "backend": obj.backend},
+        )
+
+    @admin.action(description="Test the connection (write, read and delete a probe object)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ArchiveSettings]) -> None:
+        from compliance.storage import test_connection
+
+        for config in queryset:
+            result = test_connection(config)
+            audit.record(
+                action="archive.test_connection",
+                actor=request.user,
+                role=audit.role_of(request.user),
+                source_ip=request.META.get("REMOTE_ADDR") or None,
+                target="archive_settings",
+                outcome=AuditEntry.Outcome.SUCCESS if result.ok else AuditEntry.Outcome.FAILURE,
+                details={"backend": config.backend, "message": result.message},
+            )
+            self.message_user(
+                request,
+                f"Connection test {'passed' if result.ok else 'FAILED'}: {result.message}",
+                level=messages.SUCCESS if result.ok else messages.ERROR,
+            )
+
+
+@admin.register(ConversationArchive)
+class ConversationArchiveAdmin(admin.ModelAdmin):
+    list_display = (
+        "conversation_number", "department", "state", "backend", "location", "attempts",
+        "short_error", "next_attempt_at", "legal_hold", "archived_at", "bodies_dropped_at",
+        "purged_at",
+    )
+    list_filter = ("state", "legal_hold", "backend")
+    list_select_related = ("department",)
+    search_fields = ("=conversation_number",)
+    ordering = ("-conversation_number",)
+    raw_id_fields = ("conversation",)
+    readonly_fields = (
+        "conversation", "conversation_number", "department", "state", "backend", "location",
+        "html_location", "checksum", "size", "attempts", "last_error", "next_attempt_at",
+        "legal_hold", "archived_at", "bodies_dropped_at", "purged_at", "created_at", "updated_at",
+    )
+    actions = ["retry_now", "place_legal_hold", "release_legal_hold"]
+
+    @admin.display(description="last error")
+    def short_error(self, obj: ConversationArchive) -> str:
+        return obj.last_error[:120]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Archive now (failed or pending)")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[ConversationArchive]) -> None:
+        from compliance import archive
+
+        count = archive.retry_now(user=request.user, archive_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} archive(s) sent to be archived again.")
+
+    @admin.action(description="Place a legal hold (never purge)")
+    def place_legal_hold(self, request: HttpRequest, queryset: QuerySet[ConversationArchive]) -> None:
+        from compliance import archive
+
+        count = archive.set_legal_hold(
+            user=request.user, archive_ids=list(queryset.values_list("pk", flat=True)), hold=True
+        )
+        self.message_user(request, f"Legal hold placed on {count} conversation(s).")
+
+    @admin.action(description="Release the legal hold")
+    def release_legal_hold(self, request: HttpRequest, queryset: QuerySet[ConversationArchive]) -> None:
+        from compliance import archive
+
+        count = archive.set_legal_hold(
+            user=request.user, archive_ids=list(queryset.values_list("pk", flat=True)), hold=False
+        )
+        self.message_user(request, f"Legal hold released on {count} conversation(s).")
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "department", "keep_days", "enabled", "updated_at")
+    list_select_related = ("department",)
+    readonly_fields = ("updated_at",)
+
+    def save_model(self, request: HttpRequest, obj: RetentionPolicy, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit.record(
+            action="retention.policy_changed",
+            actor=request.user,
+            role=audit.role_of(request.user),
+            source_ip=request.META.get("REMOTE_ADDR") or None,
+            target=f"retention_policy:{obj.pk}",
+            details={
+                "department_id": obj.department_id,
+                "keep_days": obj.keep_days,
+                "enabled": obj.enabled,
+            },
+        )
+
+    def delete_model(self, request: HttpRequest, obj: RetentionPolicy) -> None:
+        audit.record(
+            action="retention.policy_deleted",
+            actor=request.user,
+            role=audit.role_of(request.user),
+            target=f"retention_policy:{obj.pk}",
+            details={"department_id": obj.department_id, "keep_days": obj.keep_days},
+        )
+        super().delete_model(request, obj)
+
+
+@admin.register(RemaskJob)
+class RemaskJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "rule", "requested_by", "state", "phase", "messages_changed", "archives_rewritten",
+        "started_at", "finished_at",
+    )
+    list_select_related = ("rule", "requested_by")
+    readonly_fields = (
+        "rule", "requested_by", "state", "phase", "last_message_id", "last_archive_id",
+        "messages_changed", "archives_rewritten", "started_at", "finished_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ContentSafetySettings)
+class ContentSafetySettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "block_copy_agent", "block_copy_visitor", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not ContentSafetySettings.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: ContentSafetySettings, form: Any, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        audit.record(
+            action="content_safety.settings_changed",
+            actor=request.user,
+            role=audit.role_of(request.user),
+            source_ip=request.META.get("REMOTE_ADDR") or None,
+            target="content_safety_settings",
+            details={
+                "block_copy_agent": obj.block_copy_agent,
+                "block_copy_visitor": obj.block_copy_visitor,
+            },
+        )

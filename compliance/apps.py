@@ -8,8 +8,8 @@ class ComplianceConfig(AppConfig):
     def ready(self) -> None:
         # Registered here rather than imported by chat: chat is the core and knows nothing of
         # compliance; the pipeline runs its filters before a message is stored or broadcast.
-        from chat import pipeline
-        from compliance import services
+        from chat import hooks, pipeline
+        from compliance import archive, services
 
         pipeline.register_text_filter(services.mask_chat_text)
 
@@ -22,3 +22,5 @@ class ComplianceConfig(AppConfig):
 
         user_login_failed.connect(lockout.audit_login_failed, dispatch_uid="compliance-login-failed")
         user_locked_out.connect(lockout.audit_locked_out, dispatch_uid="compliance-locked-out")
+        # An ended conversation's transcript goes to the archive (a Celery task, after commit).
+        hooks.register_on_conversation_ended(archive.on_conversation_ended)

@@ -298,3 +298,259 @@ class IPAllowRule(models.Model):
             self.network = str(ipaddress.ip_network(self.network.strip(), strict=False))
         except ValueError as exc:
             raise ValidationError({"network": f"Not an address or CIDR network: {exc}"}) from exc
+
+
+# --- Archive, storage and retention (compliance.archive and compliance.retention use them) -----
+
+
+class ArchiveSettings(models.Model):
+    """The one row of archive settings (primary key 1); absent means the local filesystem.
+
+    Where transcripts go is an administrator's choice, not a deployment setting, so it can change
+    without a restart; archived objects keep the backend they were written to (see
+    ConversationArchive.backend) only as a record: reads use the current settings.
+    """
+
+    class Backend(models.TextChoices):
+        LOCAL = "local", "Local filesystem (the server's data directory)"
+        S3 = "s3", "Amazon S3 or an S3-compatible service"
+        AZURE = "azure", "Azure Blob Storage"
+
+    class Encryption(models.TextChoices):
+        NONE = "", "None (the bucket's default)"
+        AES256 = "AES256", "SSE-S3 (AES256)"
+        KMS = "aws:kms", "SSE-KMS"
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    backend = models.CharField(max_length=10, choices=Backend.choices, default=Backend.LOCAL)
+    key_prefix = models.CharField(
+        max_length=200,
+        blank=True,
+        default="coachline/transcripts",
+        help_text="Folder inside the bucket or container (or the local archive directory).",
+    )
+    endpoint_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text=(
+            "S3: leave empty for Amazon S3, or an S3-compatible endpoint. Azure: the blob endpoint, "
+            "empty for https://<account>.blob.core.windows.net. Must be HTTPS."
+        ),
+    )
+    local_test_endpoint = models.BooleanField(
+        "local test endpoint",
+        default=False,
+        help_text=(
+            "Allow a plain-HTTP endpoint on this machine (127.0.0.1 / localhost) for testing with "
+            "an emulator. Never for real data."
+        ),
+    )
+    bucket = models.CharField("bucket or container", max_length=255, blank=True)
+    region = models.CharField(max_length=50, blank=True, help_text="S3 only, e.g. eu-central-1.")
+    server_side_encryption = models.CharField(
+        max_length=10, choices=Encryption.choices, blank=True, default=Encryption.AES256
+    )
+    kms_key_id = models.CharField("KMS key id", max_length=255, blank=True)
+    access_key = models.CharField(
+        "access key id or account name", max_length=255, blank=True
+    )
+    # Secrets: written by the admin form, never rendered back (see ArchiveSettingsForm).
+    secret_key = models.CharField("secret access key or account key", max_length=500, blank=True)
+    link_expiry_seconds = models.PositiveIntegerField(
+        default=300, help_text="How long a link to an archived transcript works (at most 900)."
+    )
+    conduit_mode = models.BooleanField(
+        default=False,
+        help_text=(
+            "Keep no message bodies in the application database once a transcript's archive is "
+            "confirmed; transcripts are then read back from storage."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "archive settings"
+        verbose_name_plural = "archive settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="archive_settings_singleton"),
+            models.CheckConstraint(
+                condition=Q(link_expiry_seconds__gte=1, link_expiry_seconds__lte=900),
+                name="archive_link_expiry_minutes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "Archive settings"
+
+    def clean(self) -> None:
+        from compliance.storage import endpoint_problem
+
+        errors: dict[str, str] = {}
+        if self.backend != self.Backend.LOCAL and not self.bucket:
+            errors["bucket"] = "Name the bucket or container."
+        if self.backend == self.Backend.AZURE and not self.access_key:
+            errors["access_key"] = "Azure needs the storage account name."
+        problem = endpoint_problem(self.endpoint_url, local_test=self.local_test_endpoint)
+        if problem:
+            errors["endpoint_url"] = problem
+        if self.server_side_encryption == self.Encryption.KMS and not self.kms_key_id:
+            errors["kms_key_id"] = "SSE-KMS needs a key id."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ConversationArchive(models.Model):
+    """The archive state of one conversation's transcript.
+
+    Kept after retention purges the conversation (conversation becomes NULL, conversation_number
+    stays), so what was archived, where and with which checksum remains provable.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be archived"
+        CONFIRMED = "confirmed", "Archived and confirmed"
+        FAILED = "failed", "Failed (will be retried)"
+
+    conversation = models.OneToOneField(
+        "chat.Conversation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="archive",
+    )
+    conversation_number = models.PositiveBigIntegerField(unique=True)
+    department = models.ForeignKey(
+        "chat.Department", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    backend = models.CharField(max_length=10, blank=True)
+    location = models.CharField(max_length=500, blank=True, help_text="The JSON transcript.")
+    html_location = models.CharField(max_length=500, blank=True)
+    checksum = models.CharField(max_length=64, blank=True, help_text="sha256 of the JSON.")
+    size = models.PositiveBigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a failed archive is tried again."
+    )
+    legal_hold = models.BooleanField(
+        default=False, help_text="Never purge this conversation while the hold is on."
+    )
+    archived_at = models.DateTimeField(null=True, blank=True)
+    bodies_dropped_at = models.DateTimeField(
+        null=True, blank=True, help_text="Conduit mode: message bodies removed from the database."
+    )
+    purged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state="confirmed") | ~Q(checksum=""),
+                name="confirmed_archive_has_checksum",
+            ),
+            models.CheckConstraint(
+                condition=Q(bodies_dropped_at__isnull=True) | Q(state="confirmed"),
+                name="bodies_dropped_only_when_confirmed",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Archive of conversation {self.conversation_number}"
+
+
+class RetentionPolicy(models.Model):
+    """How long ended conversations are kept: one row per department, one without (the default)."""
+
+    department = models.OneToOneField(
+        "chat.Department",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Leave empty for the default of every department without its own policy.",
+    )
+    keep_days = models.PositiveIntegerField(
+        help_text="Days after a conversation ends before it is purged (once its archive is confirmed)."
+    )
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["department"],
+                condition=Q(department__isnull=True),
+                name="one_default_retention_policy",
+            ),
+            models.CheckConstraint(condition=Q(keep_days__gte=1), name="retention_keep_days_positive"),
+        ]
+
+    def __str__(self) -> str:
+        where = self.department.name if self.department_id else "every other department"
+        return f"{where}: {self.keep_days} days"
+
+
+class RemaskJob(models.Model):
+    """Applying the current archive masking rules to stored history, in resumable batches."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    rule = models.ForeignKey(
+        MaskingRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    class Phase(models.TextChoices):
+        MESSAGES = "messages", "Message bodies in the database"
+        ARCHIVES = "archives", "Archived transcripts"
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.MESSAGES)
+    # The resume points: everything with a smaller or equal id has been processed.
+    last_message_id = models.PositiveBigIntegerField(default=0)
+    last_archive_id = models.PositiveBigIntegerField(default=0)
+    messages_changed = models.PositiveIntegerField(default=0)
+    archives_rewritten = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Re-masking job {self.pk} ({self.state})"
+
+
+class ContentSafetySettings(models.Model):
+    """The one row of content-safety switches (primary key 1); absent means all off.
+
+    Blocking copy and paste in the pages is a deterrent against casual copying of chat text,
+    not a guarantee: anyone can take a screenshot, read the page source or use developer tools.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    block_copy_agent = models.BooleanField(
+        "block copy and paste in the agent workspace",
+        default=False,
+        help_text="Agents cannot copy chat text out of, or paste into, the chats (a deterrent).",
+    )
+    block_copy_visitor = models.BooleanField(
+        "block copy and paste in the visitor chat",
+        default=False,
+        help_text="Visitors cannot copy chat text out of, or paste into, the chat (a deterrent).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "content safety settings"
+        verbose_name_plural = "content safety settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="content_safety_settings_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return "Content safety settings"

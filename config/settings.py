@@ -80,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "compliance.context_processors.content_safety",
             ],
         },
     },
@@ -159,6 +160,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "chat-sweep": {"task": "chat.tasks.sweep", "schedule": 5.0},
+    "compliance-retry-archives": {"task": "compliance.tasks.retry_archives", "schedule": 60.0},
+    "compliance-purge-expired": {"task": "compliance.tasks.purge_expired", "schedule": 3600.0},
 }
 
 # --- E-mail ---------------------------------------------------------------------------
@@ -180,6 +183,13 @@ CHAT_AGENT_GRACE_SECONDS = envint("CHAT_AGENT_GRACE_SECONDS", 90, minimum=1)
 # visitors) itself; in real mode Celery beat does.
 CHAT_INPROCESS_SWEEPER = envbool("CHAT_INPROCESS_SWEEPER", not REDIS_URL)
 CHAT_SWEEP_INTERVAL_SECONDS = envint("CHAT_SWEEP_INTERVAL_SECONDS", 5, minimum=1)
+# Per-visitor rate limits (0 turns one off); refused frames get the error code rate_limited.
+CHAT_VISITOR_MESSAGES_PER_MINUTE = envint("CHAT_VISITOR_MESSAGES_PER_MINUTE", 30, minimum=0)
+CHAT_VISITOR_CONVERSATIONS_PER_HOUR = envint("CHAT_VISITOR_CONVERSATIONS_PER_HOUR", 10, minimum=0)
+
+# --- Compliance -----------------------------------------------------------------------
+# Where the archive keeps transcripts when the back office chooses the local filesystem.
+COMPLIANCE_ARCHIVE_DIR = Path(envstr("COMPLIANCE_ARCHIVE_DIR", str(DATA_DIR / "archive")))
 
 # --- Staff sessions (compliance/two_factor.py, compliance/socket_auth.py) ----------------
 # A staff session unused this long ends (no request, no chat frame; keep-alive pings don't count).

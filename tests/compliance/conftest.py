@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from compliance import selectors
+from tests.compliance.storage_servers import azurite, moto_s3  # noqa: F401 - session fixtures
 
 
 @pytest.fixture(autouse=True)

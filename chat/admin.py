@@ -101,3 +101,27 @@ class CannedResponseAdmin(admin.ModelAdmin):
     list_filter = ("department",)
     search_fields = ("shortcut", "title", "body")
     raw_id_fields = ("owner",)
+
+
+# --- Agent workspace ------------------------------------------------------------------------
+
+from chat.models import CrmLookup, DirectMessage  # noqa: E402 - appended section, kept apart for merging
+
+
+@admin.register(CrmLookup)
+class CrmLookupAdmin(admin.ModelAdmin):
+    list_display = ("url_template", "enabled", "timeout_seconds", "cache_seconds")
+    fields = ("enabled", "url_template", "header_name", "api_key", "timeout_seconds", "cache_seconds")
+
+
+@admin.register(DirectMessage)
+class DirectMessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "sender", "recipient")
+    list_select_related = ("sender", "recipient")
+    readonly_fields = ("sender", "recipient", "body", "client_id", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

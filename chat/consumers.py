@@ -414,7 +414,7 @@ class AgentConsumer(JsonFrameConsumer):
         # Type check first: a list or object id is unhashable (set lookup would raise, turning bad
         # input into "internal"), and True == 1 would pass for conversation 1.
         if not isinstance(conversation_id, int) or isinstance(conversation_id, bool) or (
-            conversation_id not in self.conversations
+            conversation_id not in self.conversations or conversation_id in self.helping
         ):
             raise ChatError("No such conversation.", code="not_found")
         frame = {"type": "typing", "conversation_id": conversation_id, "role": "agent",

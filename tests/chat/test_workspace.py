@@ -238,9 +238,11 @@ async def test_tagged_agent_is_notified_and_helps_with_internal_notes_only(
     )
     error = await receive_until(bob, lambda f: f["type"] == "error")
     assert (error["code"], error["ref"]) == ("internal_only", "b2")
-    # Nor can he end or transfer it: not his chat.
-    await bob.send_json_to({"type": "end", "conversation_id": conversation_id})
-    assert (await receive_until(bob, lambda f: f["type"] == "error"))["code"] == "not_found"
+    # Nor can he end, transfer or type in it: not his chat, and the visitor must not see him.
+    for frame in ({"type": "end"}, {"type": "typing", "active": True},
+                  {"type": "transfer", "to_department": 1}):
+        await bob.send_json_to({**frame, "conversation_id": conversation_id})
+        assert (await receive_until(bob, lambda f: f["type"] == "error"))["code"] == "not_found", frame
 
     # Carol was not tagged: open is not_found, as for a chat that does not exist; bad ids refused.
     for payload, code in (
@@ -262,9 +264,13 @@ async def test_tagged_agent_is_notified_and_helps_with_internal_notes_only(
             "client_id": "a2",
         }
     )
-    await receive_until(visitor, lambda f: f.get("body") == "PUBLIC END")
-    text = json.dumps(await pending(visitor))
+    # Every frame the visitor got since it started the chat, up to that public line.
+    seen = []
+    while not any(f.get("body") == "PUBLIC END" for f in seen):
+        seen.append(await visitor.receive_json_from(timeout=3))
+    text = json.dumps(seen + await pending(visitor))
     assert "refund" not in text.lower() and "@Bob" not in text
+    assert not [f for f in json.loads(text) if f["type"] == "typing"]
     assert await stored(conversation_id, client_id="b2") == []
 
     # Once the chat ends, the helper's access ends with it.

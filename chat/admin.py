@@ -105,13 +105,29 @@ class CannedResponseAdmin(admin.ModelAdmin):
 
 # --- Agent workspace ------------------------------------------------------------------------
 
-from chat.models import CrmLookup, DirectMessage  # noqa: E402 - appended section, kept apart for merging
+from django import forms
+
+from chat.models import CrmLookup, DirectMessage
+
+
+class CrmLookupForm(forms.ModelForm):
+    # The key is never shown back; leaving the box empty keeps the stored one.
+    api_key = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep the current key."
+    )
+
+    class Meta:
+        model = CrmLookup
+        fields = ("enabled", "url_template", "header_name", "api_key", "timeout_seconds", "cache_seconds")
+
+    def clean_api_key(self) -> str:
+        return self.cleaned_data["api_key"] or (self.instance.api_key if self.instance.pk else "")
 
 
 @admin.register(CrmLookup)
 class CrmLookupAdmin(admin.ModelAdmin):
+    form = CrmLookupForm
     list_display = ("url_template", "enabled", "timeout_seconds", "cache_seconds")
-    fields = ("enabled", "url_template", "header_name", "api_key", "timeout_seconds", "cache_seconds")
 
 
 @admin.register(DirectMessage)

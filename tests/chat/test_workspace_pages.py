@@ -147,3 +147,36 @@ def test_pages_are_for_agents(db):
     assert client.get("/agent/canned/").status_code == 404
     assert client.get("/agent/profile/").status_code == 404
     assert not AgentProfile.objects.exists()
+
+
+def test_crm_key_is_never_shown_back_in_admin(supervisor):
+    from chat.models import CrmLookup
+
+    config = CrmLookup.objects.create(
+        url_template="https://crm.example/c?e={email}",
+        header_name="X-Key",
+        api_key="top-secret-key",
+    )
+    client = staff_client(supervisor)
+    page = client.get(f"/admin/chat/crmlookup/{config.pk}/change/")
+    assert page.status_code == 200
+    assert "top-secret-key" not in page.content.decode()
+    form = {
+        "enabled": "on",
+        "url_template": "https://crm.example/v2?e={email}",
+        "header_name": "X-Key",
+        "api_key": "",
+        "timeout_seconds": "1.5",
+        "cache_seconds": "30",
+    }
+    assert client.post(f"/admin/chat/crmlookup/{config.pk}/change/", form).status_code == 302
+    config.refresh_from_db()
+    assert (config.url_template, config.api_key, config.timeout_seconds) == (
+        "https://crm.example/v2?e={email}",
+        "top-secret-key",
+        1.5,
+    )
+    bad = client.post(
+        f"/admin/chat/crmlookup/{config.pk}/change/", {**form, "timeout_seconds": "90"}
+    )
+    assert bad.status_code == 200  # refused by the check constraint, shown as a form error

@@ -498,6 +498,10 @@ class AgentConsumer(JsonFrameConsumer):
 
     async def on_open(self, data: dict[str, Any]) -> None:
         conversation_id = _int_field(data, "conversation_id")
+        if conversation_id in self.conversations and conversation_id not in self.helping:
+            # Tagged earlier, holding it now (a transfer): it stays a held chat, with full rights.
+            await self._send_history(conversation_id, 0)
+            return
         history = await database_sync_to_async(collab.helper_history)(
             user=self.user, conversation_id=conversation_id, after_seq=0
         )

@@ -202,7 +202,8 @@
     var entry = chatFor(c);
     var wasActive = entry.status === "active";
     entry.status = c.status;
-    if (opts && opts.helping) entry.helping = true;
+    // Helping is set by a helper's history and cleared when the chat is offered to this agent.
+    if (opts && typeof opts.helping === "boolean") entry.helping = opts.helping;
     var v = c.visitor || {};
     entry.el.classList.toggle("helping", entry.helping);
     entry.el.querySelector(".helping-info").hidden = !entry.helping;
@@ -215,7 +216,8 @@
     entry.el.querySelector(".transfer").hidden = entry.helping;
     entry.el.querySelector(".canned-picker").hidden = entry.helping;
     var box = entry.el.querySelector(".internal");
-    if (entry.helping) { box.checked = true; box.disabled = true; }
+    if (entry.helping) box.checked = true;
+    box.disabled = entry.helping;
     if (c.transfer_note) {
       var t = entry.el.querySelector(".transfer-received");
       t.textContent = "Transfer note: " + c.transfer_note;
@@ -393,7 +395,7 @@
           queues.clear(); renderQueue(f.queue);
           renderTeam();
           f.conversations.forEach(function (c) {
-            updateChat(c);
+            updateChat(c, { helping: false });
             socket.sendRaw({ type: "sync", conversation_id: c.conversation_id, last_seq: chats.get(c.conversation_id).lastSeq });
           });
           // Chats this agent was helping in: ask again; ended or no longer allowed ones answer not_found.
@@ -404,7 +406,7 @@
           break;
         case "queue": updateQueue(f); break;
         case "offer":
-          updateChat(f);
+          updateChat(f, { helping: false });
           alertUser("New chat waiting", (f.visitor && f.visitor.name || "A visitor") + (f.subject ? ": " + f.subject : ""));
           break;
         case "conversation": updateChat(f); break;

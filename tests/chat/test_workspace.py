@@ -239,10 +239,15 @@ async def test_tagged_agent_is_notified_and_helps_with_internal_notes_only(
     error = await receive_until(bob, lambda f: f["type"] == "error")
     assert (error["code"], error["ref"]) == ("internal_only", "b2")
     # Nor can he end, transfer or type in it: not his chat, and the visitor must not see him.
-    for frame in ({"type": "end"}, {"type": "typing", "active": True},
-                  {"type": "transfer", "to_department": 1}):
+    for frame in (
+        {"type": "end"},
+        {"type": "typing", "active": True},
+        {"type": "transfer", "to_department": 1},
+    ):
         await bob.send_json_to({**frame, "conversation_id": conversation_id})
-        assert (await receive_until(bob, lambda f: f["type"] == "error"))["code"] == "not_found", frame
+        assert (await receive_until(bob, lambda f: f["type"] == "error"))["code"] == "not_found", (
+            frame
+        )
 
     # Carol was not tagged: open is not_found, as for a chat that does not exist; bad ids refused.
     for payload, code in (
@@ -352,3 +357,54 @@ async def test_visitor_panel_lists_earlier_chats_by_token_or_email(agent, depart
     assert (await receive_until(comm, lambda f: f["type"] == "error"))["code"] == "not_found"
     for c in (comm, earlier, stranger, visitor):
         await c.disconnect()
+
+
+async def test_helper_who_is_handed_the_chat_holds_it_fully(agent, second_agent):
+    alice, _ = await online("alice")
+    visitor, conversation_id = await active_chat(alice)
+    bob, _ = await online("bob")
+    await alice.send_json_to(
+        {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "body": "@bob over to you?",
+            "client_id": "n1",
+            "visibility": "internal",
+        }
+    )
+    await receive_until(bob, lambda f: f["type"] == "mention")
+    await bob.send_json_to({"type": "open", "conversation_id": conversation_id})
+    await receive_until(bob, lambda f: f["type"] == "history" and f.get("helping"))
+
+    await alice.send_json_to(
+        {"type": "transfer", "conversation_id": conversation_id, "to_agent": second_agent.user_id}
+    )
+    await receive_until(bob, lambda f: f["type"] == "offer")
+    await bob.send_json_to({"type": "accept", "conversation_id": conversation_id})
+    history = await receive_until(bob, lambda f: f["type"] == "history")
+    assert "helping" not in history
+    # Now a holder: a public reply is accepted (not internal_only), and reaches the visitor.
+    await bob.send_json_to(
+        {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "body": "Hi, Bob here.",
+            "client_id": "b1",
+        }
+    )
+    assert (await receive_until(bob, lambda f: f["type"] in ("ack", "error")))["type"] == "ack"
+    await receive_until(visitor, lambda f: f.get("body") == "Hi, Bob here.")
+    # Opening it again (as the page does after a reconnect) keeps it a held chat.
+    await bob.send_json_to({"type": "open", "conversation_id": conversation_id})
+    assert "helping" not in await receive_until(bob, lambda f: f["type"] == "history")
+    await bob.send_json_to(
+        {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "body": "Still me.",
+            "client_id": "b2",
+        }
+    )
+    assert (await receive_until(bob, lambda f: f["type"] in ("ack", "error")))["type"] == "ack"
+    for comm in (alice, bob, visitor):
+        await comm.disconnect()

@@ -183,6 +183,15 @@ async def test_transfer_to_another_agent_with_a_note(open_page, alice, bob):
     await expect(receiver.locator("#presence")).to_have_value("online")
     await holder.reload()  # the transfer list shows presences as of the page's state frame
     chat = holder.locator("article.chat").filter(has_text="Vera Visitor")
+
+    # Alice asks first, in a direct message from the Team list.
+    await holder.locator("#team").get_by_role("button", name="Bob Agent (online)").click()
+    await holder.get_by_label("Direct message").fill("Can you take Vera? She wants the yearly plan.")
+    await holder.get_by_role("button", name="Send to agent").click()
+    await expect(holder.locator("#dm-log")).to_contain_text("You: Can you take Vera?")
+    await expect(receiver.locator("#team .unread")).to_have_text("new")
+    await receiver.locator("#team").get_by_role("button", name="Alice Agent (online)").click()
+    await expect(receiver.locator("#dm-log")).to_contain_text("Alice Agent: Can you take Vera?")
     await chat.get_by_label("Transfer to").select_option(label=f"Agent: {receiver_name} (online)")
     await chat.get_by_label("Transfer note").fill("Wants the yearly plan, already verified.")
     await chat.get_by_role("button", name="Transfer").click()

@@ -157,13 +157,13 @@ def post_helper_note(
 # --- direct messages ----------------------------------------------------------------------
 
 
-def dm_frame(dm: DirectMessage, *, names: dict[int, str]) -> dict[str, Any]:
+def dm_frame(dm: DirectMessage) -> dict[str, Any]:
     return {
         "type": "dm",
         "id": dm.pk,
         "from": dm.sender.user_id,
         "to": dm.recipient.user_id,
-        "author": names.get(dm.sender.user_id, dm.sender.display_name),
+        "author": dm.sender.display_name,
         "body": dm.body,
         "client_id": dm.client_id,
         "created_at": dm.created_at.isoformat(),
@@ -209,7 +209,7 @@ def send_direct_message(
                 client_id=client_id,
                 created_at=timezone.now(),
             )
-            frame = dm_frame(dm, names={})
+            frame = dm_frame(dm)
             for user_id in {sender.user_id, recipient.user_id}:
                 events.send_event_on_commit(events.agent_group(user_id), frame)
     except IntegrityError:
@@ -231,5 +231,5 @@ def direct_messages_with(*, agent: AgentProfile, other: Any) -> dict[str, Any]:
     return {
         "type": "dm_history",
         "with": peer.user_id,
-        "messages": [dm_frame(dm, names={}) for dm in reversed(latest)],
+        "messages": [dm_frame(dm) for dm in reversed(latest)],
     }

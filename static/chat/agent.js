@@ -85,7 +85,7 @@
     var all = [];
     queues.forEach(function (v) { all = all.concat(v); });
     renderQueue(all);
-    if (all.length > before) alertUser("A visitor is waiting", all[all.length - 1].visitor_name || "");
+    if (all.length > before && frame.entries.length) alertUser("A visitor is waiting", all[all.length - 1].visitor_name || "");
   }
 
   // --- chats ------------------------------------------------------------------------------
@@ -392,7 +392,11 @@
           me = f.me; agents = f.agents; departments = f.all_departments;
           $("presence").value = me.presence;
           $("presence").disabled = false;
-          queues.clear(); renderQueue(f.queue);
+          // Kept per department so that a later "queue" frame alerts only on a real newcomer.
+          queues.clear();
+          (me.departments || []).forEach(function (d) { queues.set(d.id, []); });
+          f.queue.forEach(function (e) { (queues.get(e.department.id) || queues.set(e.department.id, []).get(e.department.id)).push(e); });
+          renderQueue(f.queue);
           renderTeam();
           f.conversations.forEach(function (c) {
             updateChat(c, { helping: false });

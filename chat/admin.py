@@ -109,3 +109,43 @@ class CannedResponseAdmin(admin.ModelAdmin):
     list_filter = ("department",)
     search_fields = ("shortcut", "title", "body")
     raw_id_fields = ("owner",)
+
+
+# --- Agent workspace ------------------------------------------------------------------------
+
+from django import forms
+
+from chat.models import CrmLookup, DirectMessage
+
+
+class CrmLookupForm(forms.ModelForm):
+    # The key is never shown back; leaving the box empty keeps the stored one.
+    api_key = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep the current key."
+    )
+
+    class Meta:
+        model = CrmLookup
+        fields = ("enabled", "url_template", "header_name", "api_key", "timeout_seconds", "cache_seconds")
+
+    def clean_api_key(self) -> str:
+        return self.cleaned_data["api_key"] or (self.instance.api_key if self.instance.pk else "")
+
+
+@admin.register(CrmLookup)
+class CrmLookupAdmin(admin.ModelAdmin):
+    form = CrmLookupForm
+    list_display = ("url_template", "enabled", "timeout_seconds", "cache_seconds")
+
+
+@admin.register(DirectMessage)
+class DirectMessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "sender", "recipient")
+    list_select_related = ("sender", "recipient")
+    readonly_fields = ("sender", "recipient", "body", "client_id", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

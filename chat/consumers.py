@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import assignment, events, frames, selectors, services, sweeper
+from chat import assignment, canned, collab, events, frames, selectors, services, sweeper, visitor_panel
 from chat.errors import ChatError, InvalidInput
 from chat.models import Message
 from chat.pipeline import display_names
@@ -285,6 +285,12 @@ class AgentConsumer(JsonFrameConsumer):
         "end": "on_end",
         "transfer": "on_transfer",
         "ping": "on_ping",
+        # Agent workspace (docs/protocol.md, "Workspace frames"):
+        "canned": "on_canned",
+        "open": "on_open",
+        "visitor": "on_visitor",
+        "dm": "on_dm",
+        "dm_history": "on_dm_history",
     }
 
     async def connect(self) -> None:
@@ -295,6 +301,7 @@ class AgentConsumer(JsonFrameConsumer):
             return
         self.user = user
         self.conversations: set[int] = set()
+        self.helping: set[int] = set()  # chats this agent was @tagged in: internal notes only
         self.department_ids: list[int] = []
         await self.accept()
         sweeper.ensure_running()
@@ -331,8 +338,9 @@ class AgentConsumer(JsonFrameConsumer):
             "conversations": [frames.staff_conversation_frame(c) for c in held],
             "queue": queue,
             "agents": [
-                {"user_id": a.user_id, "name": a.display_name, "presence": a.presence}
-                for a in AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name")
+                {"user_id": a.user_id, "name": a.display_name, "presence": a.presence,
+                 "username": a.user.get_username()}
+                for a in AgentProfile.objects.exclude(pk=profile.pk).select_related("user").order_by("display_name")
             ],
             "all_departments": [{"id": d.pk, "name": d.name} for d in Department.objects.all()],
         }
@@ -380,13 +388,23 @@ class AgentConsumer(JsonFrameConsumer):
         await database_sync_to_async(assignment.decline_offer)(agent=self.profile, conversation_id=conversation_id)
 
     async def on_message(self, data: dict[str, Any]) -> None:
-        message: Message = await database_sync_to_async(services.post_staff_message)(
-            user=self.user,
-            conversation_id=data.get("conversation_id"),
-            body=data.get("body"),
-            client_id=data.get("client_id"),
-            visibility=data.get("visibility", Message.Visibility.PUBLIC),
-        )
+        if self._only_helping(data.get("conversation_id")):
+            message: Message = await database_sync_to_async(collab.post_helper_note)(
+                user=self.user,
+                conversation_id=data.get("conversation_id"),
+                body=data.get("body"),
+                client_id=data.get("client_id"),
+                visibility=data.get("visibility", Message.Visibility.PUBLIC),
+            )
+        else:
+            message = await database_sync_to_async(services.post_staff_message)(
+                user=self.user,
+                conversation_id=data.get("conversation_id"),
+                body=data.get("body"),
+                client_id=data.get("client_id"),
+                visibility=data.get("visibility", Message.Visibility.PUBLIC),
+                canned_id=data.get("canned_id"),
+            )
         await self.send_frame(
             {"type": "ack", "client_id": message.client_id, "seq": message.seq, "conversation_id": message.conversation_id}
         )
@@ -396,7 +414,7 @@ class AgentConsumer(JsonFrameConsumer):
         # Type check first: a list or object id is unhashable (set lookup would raise, turning bad
         # input into "internal"), and True == 1 would pass for conversation 1.
         if not isinstance(conversation_id, int) or isinstance(conversation_id, bool) or (
-            conversation_id not in self.conversations
+            conversation_id not in self.conversations or conversation_id in self.helping
         ):
             raise ChatError("No such conversation.", code="not_found")
         frame = {"type": "typing", "conversation_id": conversation_id, "role": "agent",
@@ -406,6 +424,12 @@ class AgentConsumer(JsonFrameConsumer):
     async def on_sync(self, data: dict[str, Any]) -> None:
         conversation_id = data.get("conversation_id")
         last_seq = _int_field(data, "last_seq", default=0)
+        if self._only_helping(conversation_id):
+            history = await database_sync_to_async(collab.helper_history)(
+                user=self.user, conversation_id=conversation_id, after_seq=last_seq
+            )
+            await self.send_frame(history)
+            return
         await self._send_history(conversation_id, last_seq)
 
     async def _send_history(self, conversation_id: Any, after_seq: int) -> None:
@@ -451,6 +475,56 @@ class AgentConsumer(JsonFrameConsumer):
         await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
         await self.send_frame({"type": "pong"})
 
+    # --- agent workspace ------------------------------------------------------------------
+
+    def _only_helping(self, conversation_id: Any) -> bool:
+        # Type check first: an unhashable id must become not_found downstream, not "internal".
+        return isinstance(conversation_id, int) and conversation_id in self.helping
+
+    async def on_canned(self, data: dict[str, Any]) -> None:
+        conversation_id = data.get("conversation_id")
+        frame = await database_sync_to_async(self._canned)(conversation_id)
+        await self.send_frame(frame)
+
+    def _canned(self, conversation_id: Any) -> dict[str, Any]:
+        conversation = None
+        if conversation_id is not None:
+            conversation = selectors.get_conversation_for_staff(user=self.user, conversation_id=conversation_id)
+        return {
+            "type": "canned",
+            "conversation_id": conversation_id,
+            "responses": canned.listing(agent=self.profile, conversation=conversation),
+        }
+
+    async def on_open(self, data: dict[str, Any]) -> None:
+        conversation_id = _int_field(data, "conversation_id")
+        if conversation_id in self.conversations and conversation_id not in self.helping:
+            # Tagged earlier, holding it now (a transfer): it stays a held chat, with full rights.
+            await self._send_history(conversation_id, 0)
+            return
+        history = await database_sync_to_async(collab.helper_history)(
+            user=self.user, conversation_id=conversation_id, after_seq=0
+        )
+        # Marked before subscribing: a live frame in between must not be mistaken for a held chat's.
+        self.helping.add(conversation_id)
+        await self._subscribe(conversation_id)
+        await self.send_frame(history)
+
+    async def on_visitor(self, data: dict[str, Any]) -> None:
+        frame = await database_sync_to_async(visitor_panel.panel_frame)(
+            user=self.user, conversation_id=data.get("conversation_id")
+        )
+        await self.send_frame(frame)
+
+    async def on_dm(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(collab.send_direct_message)(
+            sender=self.profile, to=data.get("to"), body=data.get("body"), client_id=data.get("client_id")
+        )
+
+    async def on_dm_history(self, data: dict[str, Any]) -> None:
+        frame = await database_sync_to_async(collab.direct_messages_with)(agent=self.profile, other=data.get("with"))
+        await self.send_frame(frame)
+
     # --- group events -------------------------------------------------------------------
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
@@ -469,6 +543,7 @@ class AgentConsumer(JsonFrameConsumer):
         await self.send_frame(frame)
 
     async def chat_subscribe(self, event: dict[str, Any]) -> None:
+        self.helping.discard(event["conversation_id"])  # a helper who is handed the chat now holds it
         await self._subscribe(event["conversation_id"])
         await self.send_frame(event["frame"])
 

@@ -401,3 +401,72 @@ class ProactiveInvitation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["sent_at"]), models.Index(fields=["department", "sent_at"])]
+
+
+# --- Agent workspace: collaboration and customer lookup ---------------------------------------
+
+
+class ConversationHelper(models.Model):
+    """An agent tagged (@name) in an internal note: may read the chat and write internal notes.
+
+    Access lasts while the conversation is open; it never lets the helper write to the visitor.
+    """
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="helpers")
+    agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="helping")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "agent"], name="one_helper_row_per_agent"),
+        ]
+
+
+class DirectMessage(models.Model):
+    """Agent-to-agent chat, outside any conversation."""
+
+    sender = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="dms_sent")
+    recipient = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="dms_received")
+    body = models.TextField()
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["sender", "recipient", "created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "client_id"], condition=Q(client_id__isnull=False), name="dm_client_id_unique"
+            ),
+            models.CheckConstraint(condition=~Q(sender=models.F("recipient")), name="dm_not_to_self"),
+        ]
+
+
+class CrmLookup(models.Model):
+    """Optional HTTP lookup of the visitor in the customer's CRM, shown in the visitor panel.
+
+    One row (the first enabled one) is used. `url_template` gets {email} and {name}, URL-encoded.
+    """
+
+    enabled = models.BooleanField(default=True)
+    url_template = models.CharField(
+        max_length=500, help_text="e.g. https://crm.example/api/customers?email={email}"
+    )
+    header_name = models.CharField(max_length=100, blank=True, help_text="e.g. X-Api-Key; empty: no key sent")
+    api_key = models.CharField(max_length=500, blank=True)
+    timeout_seconds = models.FloatField(default=2.0)
+    cache_seconds = models.PositiveIntegerField(default=60)
+
+    class Meta:
+        verbose_name = "CRM lookup"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__gt=0, timeout_seconds__lte=30), name="crm_timeout_0_to_30"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.url_template

@@ -151,7 +151,13 @@ def post_visitor_message(*, visitor: Visitor, body: Any, client_id: Any) -> Mess
 
 
 def post_staff_message(
-    *, user: Any, conversation_id: Any, body: Any, client_id: Any, visibility: Any = Message.Visibility.PUBLIC
+    *,
+    user: Any,
+    conversation_id: Any,
+    body: Any,
+    client_id: Any,
+    visibility: Any = Message.Visibility.PUBLIC,
+    canned_id: Any = None,
 ) -> Message:
     if visibility not in (Message.Visibility.PUBLIC, Message.Visibility.INTERNAL):
         raise InvalidInput("visibility must be public or internal.", code="invalid_field")
@@ -159,6 +165,11 @@ def post_staff_message(
     if conversation.status != Conversation.Status.ACTIVE:
         raise Conflict("Accept the chat before writing in it.", code="not_active")
     role = Message.Role.AGENT if hasattr(user, "agent") else Message.Role.SUPERVISOR
+    meta: dict[str, Any] = {}
+    if canned_id is not None:
+        from chat.canned import use_meta
+
+        meta = use_meta(agent=getattr(user, "agent", None), conversation=conversation, canned_id=canned_id, body=body)
     message, created = run(
         Inbound(
             conversation_id=conversation.pk,
@@ -167,6 +178,7 @@ def post_staff_message(
             body=body,
             client_id=client_id,
             visibility=visibility,
+            meta=meta,
         )
     )
     if created and visibility == Message.Visibility.PUBLIC:

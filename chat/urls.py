@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import views
+from chat import views, workspace_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -8,4 +8,12 @@ urlpatterns = [
     path("agent/", views.agent_page, name="agent"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("agent/transcripts/<int:conversation_id>/", workspace_views.transcript, name="agent_transcript"),
+    path("agent/canned/", workspace_views.canned_list, name="agent_canned"),
+    path("agent/canned/new/", workspace_views.canned_edit, name="agent_canned_new"),
+    path("agent/canned/<int:pk>/", workspace_views.canned_edit, name="agent_canned_edit"),
+    path("agent/canned/<int:pk>/delete/", workspace_views.canned_delete, name="agent_canned_delete"),
+    path("agent/profile/", workspace_views.profile_page, name="agent_profile"),
+    path("media/avatars/<str:name>", workspace_views.avatar_file, name="avatar_file"),
+    path("agent/profile/avatar/remove/", workspace_views.avatar_remove, name="agent_avatar_remove"),
 ]

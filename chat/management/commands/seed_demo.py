@@ -18,6 +18,15 @@ CANNED = [
     ("understand", "Empathy: understand", "I understand how frustrating this must be, and I'm here to help."),
     ("sorry", "Empathy: sorry", "I'm sorry you've had this experience. Let's get it sorted out together."),
     ("thanks", "Closing", "Thank you for contacting us, {visitor_name}. Is there anything else I can help with?"),
+    ("hear", "Empathy: I hear you", "I hear you, {visitor_first_name}. That sounds really stressful."),
+    ("right", "Empathy: you're right to ask", "You're right to ask about this, and I'm glad you reached out."),
+    ("ownit", "Empathy: taking ownership", "I'll take care of this personally and keep you updated until it's resolved."),
+    ("appreciate", "Empathy: appreciate patience", "I really appreciate your patience while I look into this."),
+]
+# Department sets: shown only to agents of that department (slug, shortcut, title, body).
+DEPARTMENT_CANNED = [
+    ("billing", "refundtime", "Refund timing", "Refunds reach your account within 5 working days."),
+    ("support", "reschedule", "Reschedule", "I can move your appointment for you, {visitor_first_name}. Which day suits you?"),
 ]
 
 
@@ -86,6 +95,11 @@ class Command(BaseCommand):
         for shortcut, title, body in CANNED:
             CannedResponse.objects.get_or_create(
                 shortcut=shortcut, department=None, owner=None, defaults={"title": title, "body": body}
+            )
+        for slug, shortcut, title, body in DEPARTMENT_CANNED:
+            CannedResponse.objects.get_or_create(
+                shortcut=shortcut, department=Department.objects.get(slug=slug), owner=None,
+                defaults={"title": title, "body": body},
             )
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(

@@ -101,3 +101,5 @@ class CannedResponseAdmin(admin.ModelAdmin):
     list_filter = ("department",)
     search_fields = ("shortcut", "title", "body")
     raw_id_fields = ("owner",)
+
+from chat import widget_admin  # noqa: F401  (the widget and ticket pages)

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import AgentProfile, Conversation, Message, Ticket, TicketMessage
-from chat.pipeline import clean_body, validate_body
+from chat.pipeline import clean_body
 from compliance import audit
 
 MAX_REPLY_CHARS = 10_000
@@ -136,7 +136,7 @@ def reply_to_ticket(*, user: Any, ticket_id: int, body: Any, source_ip: str | No
     ticket = get_ticket_for(user=user, ticket_id=ticket_id)
     if not isinstance(body, str) or len(body) > MAX_REPLY_CHARS:
         raise InvalidInput(f"The reply must be text of at most {MAX_REPLY_CHARS} characters.", code="too_long")
-    text = clean_body(validate_body(body) if len(body) <= settings.CHAT_MAX_MESSAGE_CHARS else body)
+    text = clean_body(body)
     if not text:
         raise InvalidInput("The reply is empty.", code="empty")
     now = timezone.now()

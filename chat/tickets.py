@@ -48,7 +48,12 @@ def visible_tickets(*, user: Any) -> QuerySet[Ticket]:
 
 
 def list_tickets(
-    *, user: Any, status: str = "", assignee: str = "", department: str = "", source_ip: str | None = None,
+    *,
+    user: Any,
+    status: str = "",
+    assignee: str = "",
+    department: str = "",
+    source_ip: str | None = None,
     export: bool = False,
 ) -> list[Ticket]:
     qs = visible_tickets(user=user)
@@ -63,20 +68,37 @@ def list_tickets(
     tickets = list(qs[:500])
     if export:
         audit.record(
-            action="ticket.export", actor=user, role=_role(user), source_ip=source_ip, target="tickets",
-            details={"status": status, "assignee": assignee, "department": department, "count": len(tickets)},
+            action="ticket.export",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target="tickets",
+            details={
+                "status": status,
+                "assignee": assignee,
+                "department": department,
+                "count": len(tickets),
+            },
         )
     return tickets
 
 
-def get_ticket_for(*, user: Any, ticket_id: Any, source_ip: str | None = None, audit_view: bool = False) -> Ticket:
+def get_ticket_for(
+    *, user: Any, ticket_id: Any, source_ip: str | None = None, audit_view: bool = False
+) -> Ticket:
     if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
         raise NotFound()
     ticket = visible_tickets(user=user).filter(pk=ticket_id).first()
     if ticket is None:
         raise NotFound()
     if audit_view:
-        audit.record(action="ticket.view", actor=user, role=_role(user), source_ip=source_ip, target=f"ticket:{ticket.pk}")
+        audit.record(
+            action="ticket.view",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target=f"ticket:{ticket.pk}",
+        )
     return ticket
 
 
@@ -92,7 +114,9 @@ def linked_transcript(*, ticket: Ticket) -> list[Message]:
     )
 
 
-def create_ticket_from_chat(*, user: Any, conversation_id: Any, source_ip: str | None = None) -> Ticket:
+def create_ticket_from_chat(
+    *, user: Any, conversation_id: Any, source_ip: str | None = None
+) -> Ticket:
     """An agent of the chat's department (or a superuser) opens a follow-up ticket from it."""
     if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
         raise InvalidInput("conversation_id must be an integer.", code="invalid_field")
@@ -104,7 +128,10 @@ def create_ticket_from_chat(*, user: Any, conversation_id: Any, source_ip: str |
     if conversation is None:
         raise NotFound()
     if not conversation.visitor.email:
-        raise Conflict("The visitor left no e-mail address, so a ticket could not be answered.", code="no_email")
+        raise Conflict(
+            "The visitor left no e-mail address, so a ticket could not be answered.",
+            code="no_email",
+        )
     existing = Ticket.objects.filter(conversation=conversation, source=Ticket.Source.CHAT).first()
     if existing is not None:
         return existing  # pressing the button twice gives the same ticket
@@ -125,17 +152,25 @@ def create_ticket_from_chat(*, user: Any, conversation_id: Any, source_ip: str |
             updated_at=now,
         )
         audit.record(
-            action="ticket.create", actor=user, role=_role(user), source_ip=source_ip, target=f"ticket:{ticket.pk}",
+            action="ticket.create",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target=f"ticket:{ticket.pk}",
             details={"conversation_id": conversation.pk},
         )
     return ticket
 
 
-def reply_to_ticket(*, user: Any, ticket_id: int, body: Any, source_ip: str | None = None) -> TicketMessage:
+def reply_to_ticket(
+    *, user: Any, ticket_id: int, body: Any, source_ip: str | None = None
+) -> TicketMessage:
     """The reply is kept on the ticket and e-mailed to the visitor after the commit."""
     ticket = get_ticket_for(user=user, ticket_id=ticket_id)
     if not isinstance(body, str) or len(body) > MAX_REPLY_CHARS:
-        raise InvalidInput(f"The reply must be text of at most {MAX_REPLY_CHARS} characters.", code="too_long")
+        raise InvalidInput(
+            f"The reply must be text of at most {MAX_REPLY_CHARS} characters.", code="too_long"
+        )
     text = clean_body(body)
     if not text:
         raise InvalidInput("The reply is empty.", code="empty")
@@ -150,7 +185,13 @@ def reply_to_ticket(*, user: Any, ticket_id: int, body: Any, source_ip: str | No
             ticket.status = Ticket.Status.PENDING  # waiting for the visitor now
             fields.append("status")
         ticket.save(update_fields=fields)
-        audit.record(action="ticket.reply", actor=user, role=_role(user), source_ip=source_ip, target=f"ticket:{ticket.pk}")
+        audit.record(
+            action="ticket.reply",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target=f"ticket:{ticket.pk}",
+        )
         transaction.on_commit(lambda: _email_reply(reply_id=reply.pk))
     return reply
 
@@ -163,10 +204,14 @@ def _email_reply(*, reply_id: int) -> None:
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[reply.ticket.email],
     )
-    TicketMessage.objects.filter(pk=reply.pk, emailed_at__isnull=True).update(emailed_at=timezone.now())
+    TicketMessage.objects.filter(pk=reply.pk, emailed_at__isnull=True).update(
+        emailed_at=timezone.now()
+    )
 
 
-def change_ticket_status(*, user: Any, ticket_id: int, status: Any, source_ip: str | None = None) -> Ticket:
+def change_ticket_status(
+    *, user: Any, ticket_id: int, status: Any, source_ip: str | None = None
+) -> Ticket:
     if status not in Ticket.Status.values:
         raise InvalidInput("Unknown status.", code="invalid_field")
     ticket = get_ticket_for(user=user, ticket_id=ticket_id)
@@ -176,7 +221,11 @@ def change_ticket_status(*, user: Any, ticket_id: int, status: Any, source_ip: s
         ticket.updated_at = timezone.now()
         ticket.save(update_fields=["status", "updated_at"])
         audit.record(
-            action="ticket.status", actor=user, role=_role(user), source_ip=source_ip, target=f"ticket:{ticket.pk}",
+            action="ticket.status",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target=f"ticket:{ticket.pk}",
             details={"from": previous, "to": status},
         )
     return ticket

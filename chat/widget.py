@@ -67,7 +67,9 @@ def is_within_business_hours(hours: dict[str, Any], *, now: datetime | None = No
 
 
 def agent_online(department: Department) -> bool:
-    return AgentProfile.objects.filter(departments=department, presence=AgentProfile.Presence.ONLINE).exists()
+    return AgentProfile.objects.filter(
+        departments=department, presence=AgentProfile.Presence.ONLINE
+    ).exists()
 
 
 def agent_has_capacity(department: Department) -> bool:
@@ -75,7 +77,11 @@ def agent_has_capacity(department: Department) -> bool:
 
     return (
         AgentProfile.objects.filter(departments=department, presence=AgentProfile.Presence.ONLINE)
-        .annotate(held=Count("conversations", filter=Q(conversations__status__in=Conversation.HELD_STATUSES)))
+        .annotate(
+            held=Count(
+                "conversations", filter=Q(conversations__status__in=Conversation.HELD_STATUSES)
+            )
+        )
         .filter(held__lt=F("max_chats"))
         .exists()
     )
@@ -83,9 +89,9 @@ def agent_has_capacity(department: Department) -> bool:
 
 def department_available(department: Department, *, now: datetime | None = None) -> bool:
     """Whether the widget offers a live chat (else the offline form) for this department."""
-    return is_within_business_hours(department_settings(department).business_hours, now=now) and agent_online(
-        department
-    )
+    return is_within_business_hours(
+        department_settings(department).business_hours, now=now
+    ) and agent_online(department)
 
 
 def widget_config() -> dict[str, Any]:
@@ -98,14 +104,21 @@ def widget_config() -> dict[str, Any]:
             {
                 "slug": department.slug,
                 "name": department.name,
-                "available": is_within_business_hours(conf.business_hours) and agent_online(department),
+                "available": is_within_business_hours(conf.business_hours)
+                and agent_online(department),
                 "offline_message": conf.offline_message,
-                "require": {"name": conf.require_name, "email": conf.require_email, "message": conf.require_question},
+                "require": {
+                    "name": conf.require_name,
+                    "email": conf.require_email,
+                    "message": conf.require_question,
+                },
             }
         )
     return {
         "departments": departments,
-        "survey_questions": [{"key": q.key, "text": q.text} for q in SurveyQuestion.objects.filter(enabled=True)],
+        "survey_questions": [
+            {"key": q.key, "text": q.text} for q in SurveyQuestion.objects.filter(enabled=True)
+        ],
         "invitation_rules": [
             {
                 "id": r.pk,
@@ -143,12 +156,16 @@ def check_prechat(*, department_slug: Any, name: Any, email: Any, message: Any) 
 
 def _email(value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 254:
-        raise InvalidInput("Please give a valid e-mail address so we can answer.", code="invalid_field")
+        raise InvalidInput(
+            "Please give a valid e-mail address so we can answer.", code="invalid_field"
+        )
     value = value.strip()
     try:
         EmailValidator()(value)
     except ValidationError as exc:
-        raise InvalidInput("That e-mail address does not look valid.", code="invalid_field") from exc
+        raise InvalidInput(
+            "That e-mail address does not look valid.", code="invalid_field"
+        ) from exc
     return value
 
 
@@ -167,7 +184,9 @@ def submit_offline_message(
         raise InvalidInput("The message is empty.", code="empty")
     if name is not None and (not isinstance(name, str) or len(name) > 100):
         raise InvalidInput("name must be text of at most 100 characters.", code="invalid_field")
-    ctx = FilterContext(conversation_id=None, department_id=department.pk, role="visitor", field="offline")
+    ctx = FilterContext(
+        conversation_id=None, department_id=department.pk, role="visitor", field="offline"
+    )
     body = filter_text(body, ctx)
     name_text = filter_text(clean_body(name), ctx) if name else ""
     now = timezone.now()
@@ -182,7 +201,9 @@ def submit_offline_message(
             created_at=now,
             updated_at=now,
         )
-        TicketMessage.objects.create(ticket=ticket, kind=TicketMessage.Kind.VISITOR, body=body, created_at=now)
+        TicketMessage.objects.create(
+            ticket=ticket, kind=TicketMessage.Kind.VISITOR, body=body, created_at=now
+        )
         transaction.on_commit(lambda: _send_offline_confirmation(ticket_id=ticket.pk))
     return ticket
 
@@ -222,7 +243,9 @@ def submit_survey(
     if comment is None:
         comment = ""
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
-        raise InvalidInput(f"comment must be text of at most {MAX_COMMENT_CHARS} characters.", code="invalid_field")
+        raise InvalidInput(
+            f"comment must be text of at most {MAX_COMMENT_CHARS} characters.", code="invalid_field"
+        )
     answers = answers or {}
     if not isinstance(answers, dict):
         raise InvalidInput("answers must be an object keyed by question.", code="invalid_field")
@@ -231,14 +254,19 @@ def submit_survey(
     if conversation.is_open:
         raise Conflict("The survey opens when the chat has ended.", code="not_ended")
     ctx = FilterContext(
-        conversation_id=conversation.pk, department_id=conversation.department_id, role="visitor", field="survey"
+        conversation_id=conversation.pk,
+        department_id=conversation.department_id,
+        role="visitor",
+        field="survey",
     )
     clean_answers = {}
     for key, value in answers.items():
         if key not in known:
             raise InvalidInput(f"Unknown survey question {str(key)[:40]!r}.", code="invalid_field")
         if not isinstance(value, str) or len(value) > MAX_COMMENT_CHARS:
-            raise InvalidInput("Each answer must be text of at most 2000 characters.", code="invalid_field")
+            raise InvalidInput(
+                "Each answer must be text of at most 2000 characters.", code="invalid_field"
+            )
         text = clean_body(value)
         if text:
             clean_answers[key] = filter_text(text, ctx)
@@ -254,7 +282,9 @@ def submit_survey(
             )
             hooks.survey_submitted_on_commit(conversation.pk)
     except IntegrityError as exc:  # the one-to-one: a second survey of the same chat
-        raise Conflict("You already answered the survey of this chat. Thank you!", code="already_submitted") from exc
+        raise Conflict(
+            "You already answered the survey of this chat. Thank you!", code="already_submitted"
+        ) from exc
     return survey
 
 
@@ -298,7 +328,9 @@ def send_invitation(*, visitor: Visitor, rule_id: Any, page_url: Any) -> Proacti
 
     if not isinstance(rule_id, int) or isinstance(rule_id, bool):
         raise InvalidInput("rule_id must be an integer.", code="invalid_field")
-    rule = InvitationRule.objects.filter(pk=rule_id, enabled=True).select_related("department").first()
+    rule = (
+        InvitationRule.objects.filter(pk=rule_id, enabled=True).select_related("department").first()
+    )
     if rule is None:
         raise NotFound("No such invitation rule.")
     url = _url(page_url, field="page_url")
@@ -313,12 +345,16 @@ def send_invitation(*, visitor: Visitor, rule_id: Any, page_url: Any) -> Proacti
     )
 
 
-def answer_invitation(*, visitor: Visitor, invitation_id: Any, accepted: Any) -> ProactiveInvitation:
+def answer_invitation(
+    *, visitor: Visitor, invitation_id: Any, accepted: Any
+) -> ProactiveInvitation:
     if not isinstance(invitation_id, int) or isinstance(invitation_id, bool):
         raise InvalidInput("invitation_id must be an integer.", code="invalid_field")
     if not isinstance(accepted, bool):
         raise InvalidInput("accepted must be true or false.", code="invalid_field")
-    status = ProactiveInvitation.Status.ACCEPTED if accepted else ProactiveInvitation.Status.DECLINED
+    status = (
+        ProactiveInvitation.Status.ACCEPTED if accepted else ProactiveInvitation.Status.DECLINED
+    )
     # Conditional update: only a sent invitation can be answered, and only once.
     updated = ProactiveInvitation.objects.filter(
         pk=invitation_id, visitor=visitor, status=ProactiveInvitation.Status.SENT
@@ -336,5 +372,8 @@ def link_invitation(*, visitor: Visitor, invitation_id: Any, conversation_id: in
     if not isinstance(invitation_id, int) or isinstance(invitation_id, bool):
         return
     ProactiveInvitation.objects.filter(
-        pk=invitation_id, visitor=visitor, status=ProactiveInvitation.Status.ACCEPTED, conversation__isnull=True
+        pk=invitation_id,
+        visitor=visitor,
+        status=ProactiveInvitation.Status.ACCEPTED,
+        conversation__isnull=True,
     ).update(conversation_id=conversation_id)

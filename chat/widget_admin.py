@@ -50,7 +50,14 @@ class SurveyResponseAdmin(admin.ModelAdmin):
 
 @admin.register(InvitationRule)
 class InvitationRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "enabled", "department", "url_pattern", "seconds_on_page", "only_when_capacity")
+    list_display = (
+        "name",
+        "enabled",
+        "department",
+        "url_pattern",
+        "seconds_on_page",
+        "only_when_capacity",
+    )
     list_filter = ("enabled", "department")
     list_select_related = ("department",)
 
@@ -61,7 +68,16 @@ class ProactiveInvitationAdmin(admin.ModelAdmin):
     list_filter = ("status", "department")
     list_select_related = ("department", "rule", "conversation")
     date_hierarchy = "sent_at"
-    readonly_fields = ("rule", "visitor", "department", "page_url", "status", "sent_at", "responded_at", "conversation")
+    readonly_fields = (
+        "rule",
+        "visitor",
+        "department",
+        "page_url",
+        "status",
+        "sent_at",
+        "responded_at",
+        "conversation",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -85,5 +101,12 @@ class TicketAdmin(admin.ModelAdmin):
     list_select_related = ("department", "assignee")
     search_fields = ("subject", "email", "name")
     raw_id_fields = ("visitor", "conversation", "created_by")
-    readonly_fields = ("source", "visitor", "conversation", "created_by", "created_at", "updated_at")
+    readonly_fields = (
+        "source",
+        "visitor",
+        "conversation",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
     inlines = (TicketMessageInline,)

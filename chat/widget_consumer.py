@@ -27,30 +27,44 @@ class WidgetVisitorConsumer(VisitorConsumer):
     async def on_start(self, data: dict[str, Any]) -> None:
         self._require_visitor()
         await database_sync_to_async(widget.check_prechat)(
-            department_slug=data.get("department"), name=data.get("name"), email=data.get("email"),
+            department_slug=data.get("department"),
+            name=data.get("name"),
+            email=data.get("email"),
             message=data.get("message"),
         )
         await super().on_start(data)
         if data.get("invitation_id") is not None and self.conversation_id is not None:
             await database_sync_to_async(widget.link_invitation)(
-                visitor=self.visitor, invitation_id=data.get("invitation_id"), conversation_id=self.conversation_id
+                visitor=self.visitor,
+                invitation_id=data.get("invitation_id"),
+                conversation_id=self.conversation_id,
             )
 
     async def on_offline(self, data: dict[str, Any]) -> None:
         visitor = self._require_visitor()
         ticket = await database_sync_to_async(widget.submit_offline_message)(
-            visitor=visitor, department_slug=data.get("department"), name=data.get("name"),
-            email=data.get("email"), message=data.get("message"),
+            visitor=visitor,
+            department_slug=data.get("department"),
+            name=data.get("name"),
+            email=data.get("email"),
+            message=data.get("message"),
         )
-        await self.send_frame({"type": "offline_received", "ticket_id": ticket.pk, "email": ticket.email})
+        await self.send_frame(
+            {"type": "offline_received", "ticket_id": ticket.pk, "email": ticket.email}
+        )
 
     async def on_survey(self, data: dict[str, Any]) -> None:
         visitor = self._require_visitor()
         survey = await database_sync_to_async(widget.submit_survey)(
-            visitor=visitor, conversation_id=data.get("conversation_id"), rating=data.get("rating"),
-            comment=data.get("comment"), answers=data.get("answers"),
+            visitor=visitor,
+            conversation_id=data.get("conversation_id"),
+            rating=data.get("rating"),
+            comment=data.get("comment"),
+            answers=data.get("answers"),
         )
-        await self.send_frame({"type": "survey_received", "conversation_id": survey.conversation_id})
+        await self.send_frame(
+            {"type": "survey_received", "conversation_id": survey.conversation_id}
+        )
 
     async def on_transcript(self, data: dict[str, Any]) -> None:
         visitor = self._require_visitor()
@@ -58,7 +72,11 @@ class WidgetVisitorConsumer(VisitorConsumer):
             visitor=visitor, conversation_id=data.get("conversation_id"), email=data.get("email")
         )
         await self.send_frame(
-            {"type": "transcript_sent", "conversation_id": data.get("conversation_id"), "email": address}
+            {
+                "type": "transcript_sent",
+                "conversation_id": data.get("conversation_id"),
+                "email": address,
+            }
         )
 
     async def on_invite_request(self, data: dict[str, Any]) -> None:
@@ -67,9 +85,13 @@ class WidgetVisitorConsumer(VisitorConsumer):
             visitor=visitor, rule_id=data.get("rule_id"), page_url=data.get("page_url")
         )
         if invitation is None:
-            await self.send_frame({"type": "invitation", "invitation_id": None, "rule_id": data.get("rule_id")})
+            await self.send_frame(
+                {"type": "invitation", "invitation_id": None, "rule_id": data.get("rule_id")}
+            )
             return
-        message = await database_sync_to_async(lambda: invitation.rule.message if invitation.rule else "")()
+        message = await database_sync_to_async(
+            lambda: invitation.rule.message if invitation.rule else ""
+        )()
         await self.send_frame(
             {
                 "type": "invitation",
@@ -86,5 +108,9 @@ class WidgetVisitorConsumer(VisitorConsumer):
             visitor=visitor, invitation_id=data.get("invitation_id"), accepted=data.get("accepted")
         )
         await self.send_frame(
-            {"type": "invitation_answered", "invitation_id": invitation.pk, "status": invitation.status}
+            {
+                "type": "invitation_answered",
+                "invitation_id": invitation.pk,
+                "status": invitation.status,
+            }
         )

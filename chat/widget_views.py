@@ -65,18 +65,34 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         return render(request, "chat/not_an_agent.html", status=403)
     params = {k: request.GET.get(k, "") for k in ("status", "assignee", "department")}
     export = request.GET.get("format") == "csv"
-    rows = tickets.list_tickets(user=request.user, source_ip=_client_ip(request), export=export, **params)
+    rows = tickets.list_tickets(
+        user=request.user, source_ip=_client_ip(request), export=export, **params
+    )
     if export:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="tickets.csv"'
         writer = csv.writer(response)
-        writer.writerow(["id", "subject", "status", "source", "department", "assignee", "email", "updated_at"])
+        writer.writerow(
+            ["id", "subject", "status", "source", "department", "assignee", "email", "updated_at"]
+        )
         for t in rows:
-            writer.writerow([t.pk, t.subject, t.status, t.source, t.department or "", t.assignee or "", t.email,
-                             t.updated_at.isoformat()])
+            writer.writerow(
+                [
+                    t.pk,
+                    t.subject,
+                    t.status,
+                    t.source,
+                    t.department or "",
+                    t.assignee or "",
+                    t.email,
+                    t.updated_at.isoformat(),
+                ]
+            )
         return response
     profile = get_agent_profile(user=request.user)
-    departments = Department.objects.all() if request.user.is_superuser else profile.departments.all()  # type: ignore[union-attr]
+    departments = (
+        Department.objects.all() if request.user.is_superuser else profile.departments.all()
+    )  # type: ignore[union-attr]
     return render(
         request,
         "chat/tickets.html",
@@ -99,11 +115,16 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
         if request.method == "POST":
             if "status" in request.POST:
                 tickets.change_ticket_status(
-                    user=request.user, ticket_id=ticket_id, status=request.POST["status"], source_ip=_client_ip(request)
+                    user=request.user,
+                    ticket_id=ticket_id,
+                    status=request.POST["status"],
+                    source_ip=_client_ip(request),
                 )
             else:
                 tickets.reply_to_ticket(
-                    user=request.user, ticket_id=ticket_id, body=request.POST.get("body", ""),
+                    user=request.user,
+                    ticket_id=ticket_id,
+                    body=request.POST.get("body", ""),
                     source_ip=_client_ip(request),
                 )
             return redirect("ticket_detail", ticket_id=ticket_id)

@@ -116,7 +116,7 @@
   var transcriptEmail = el("input", { type: "email", maxlength: "254", autocomplete: "email" });
   var transcriptButton = el("button", { type: "submit" }, "E-mail me the transcript");
   var transcriptDone = el("p", { class: "transcript-done", role: "status" }); transcriptDone.hidden = true;
-  transcriptForm.appendChild(field("Your e-mail", transcriptEmail)); transcriptForm.appendChild(transcriptButton);
+  transcriptForm.appendChild(field("Send the transcript to", transcriptEmail)); transcriptForm.appendChild(transcriptButton);
   var newChat = el("button", { type: "button", class: "new-chat" }, "Start a new chat");
   [survey, surveyDone, transcriptForm, transcriptDone, newChat].forEach(function (n) { after.appendChild(n); });
 

@@ -51,7 +51,11 @@ def online(agent: AgentProfile) -> None:
 def ended_chat(department, *, email: str = "vera@example.com") -> tuple[Conversation, str]:
     visitor, token = services.create_visitor()
     conversation = services.start_conversation(
-        visitor=visitor, department_slug=department.slug, name="Vera", email=email, message="Hello there"
+        visitor=visitor,
+        department_slug=department.slug,
+        name="Vera",
+        email=email,
+        message="Hello there",
     )
     services.end_by_visitor(visitor=visitor)
     conversation.refresh_from_db()
@@ -63,7 +67,9 @@ def ended_chat(department, *, email: str = "vera@example.com") -> tuple[Conversa
 
 def test_config_tells_an_allowed_site_which_departments_are_available(department, agent):
     AllowedOrigin.objects.create(origin="http://shop.test")
-    WidgetDepartmentSettings.objects.create(department=department, require_email=True, offline_message="Back at 9.")
+    WidgetDepartmentSettings.objects.create(
+        department=department, require_email=True, offline_message="Back at 9."
+    )
     client = Client()
     body = client.get("/widget/config/", HTTP_ORIGIN="http://shop.test").json()
     assert body["allowed"] is True
@@ -73,7 +79,10 @@ def test_config_tells_an_allowed_site_which_departments_are_available(department
     assert support["require"] == {"name": True, "email": True, "message": False}
     online(agent)
     response = client.get("/widget/config/", HTTP_ORIGIN="http://shop.test")
-    assert next(d for d in response.json()["departments"] if d["slug"] == "support")["available"] is True
+    assert (
+        next(d for d in response.json()["departments"] if d["slug"] == "support")["available"]
+        is True
+    )
     assert response["Access-Control-Allow-Origin"] == "*"
 
 
@@ -93,7 +102,9 @@ def test_config_refuses_a_site_that_is_not_allowed_with_a_message(department):
 )
 async def test_visitor_handshake_follows_the_origins_allowed_in_admin(department, origin, allowed):
     await database_sync_to_async(AllowedOrigin.objects.create)(origin="http://shop.test")
-    comm = WebsocketCommunicator(application, "/ws/visitor/", headers=[(b"origin", origin.encode())])
+    comm = WebsocketCommunicator(
+        application, "/ws/visitor/", headers=[(b"origin", origin.encode())]
+    )
     connected, _ = await comm.connect()
     assert connected is allowed
     await comm.disconnect()
@@ -101,15 +112,23 @@ async def test_visitor_handshake_follows_the_origins_allowed_in_admin(department
 
 async def test_allowed_origins_never_open_the_agent_socket(agent):
     await database_sync_to_async(AllowedOrigin.objects.create)(origin="http://shop.test")
-    comm = WebsocketCommunicator(application, "/ws/agent/", headers=[(b"origin", b"http://shop.test")])
+    comm = WebsocketCommunicator(
+        application, "/ws/agent/", headers=[(b"origin", b"http://shop.test")]
+    )
     connected, _ = await comm.connect()
     assert connected is False
 
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("https://shop.example", True), (".example.com", True), ("*", False), ("https://shop.example/path", False),
-     ("ftp://x.example", False), ("shop example", False)],
+    [
+        ("https://shop.example", True),
+        (".example.com", True),
+        ("*", False),
+        ("https://shop.example/path", False),
+        ("ftp://x.example", False),
+        ("shop example", False),
+    ],
 )
 def test_allowed_origin_admin_validation(db, value, ok):
     from django.core.exceptions import ValidationError
@@ -130,10 +149,20 @@ async def test_required_prechat_fields_are_enforced_per_department(department, o
         department=department, require_name=True, require_email=True, require_question=True
     )
     comm, _ = await visitor_socket()
-    error = await error_of(comm, {"type": "start", "department": "support", "name": "Vera", "message": "Hi"})
+    error = await error_of(
+        comm, {"type": "start", "department": "support", "name": "Vera", "message": "Hi"}
+    )
     assert error["code"] == "required" and "e-mail" in error["message"]
-    error = await error_of(comm, {"type": "start", "department": "support", "name": " ", "email": "v@example.com",
-                                  "message": "Hi"})
+    error = await error_of(
+        comm,
+        {
+            "type": "start",
+            "department": "support",
+            "name": " ",
+            "email": "v@example.com",
+            "message": "Hi",
+        },
+    )
     assert error["code"] == "required" and "name" in error["message"]
     assert await database_sync_to_async(Conversation.objects.count)() == 0
     # Billing has no settings: nothing is required there.
@@ -144,10 +173,20 @@ async def test_required_prechat_fields_are_enforced_per_department(department, o
 
 
 async def test_a_complete_prechat_form_starts_the_chat(department):
-    await database_sync_to_async(WidgetDepartmentSettings.objects.create)(department=department, require_email=True)
+    await database_sync_to_async(WidgetDepartmentSettings.objects.create)(
+        department=department, require_email=True
+    )
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "start", "department": "support", "name": "Vera", "email": "v@example.com",
-                             "message": "Hello", "client_id": "c1"})
+    await comm.send_json_to(
+        {
+            "type": "start",
+            "department": "support",
+            "name": "Vera",
+            "email": "v@example.com",
+            "message": "Hello",
+            "client_id": "c1",
+        }
+    )
     state = await receive_until(comm, until_type("conversation"))
     assert state["queue_position"] == 1
     await comm.disconnect()
@@ -158,8 +197,15 @@ async def test_a_complete_prechat_form_starts_the_chat(department):
 
 async def test_offline_message_becomes_a_masked_ticket_and_a_confirmation_email(department):
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "offline", "department": "support", "name": "Vera", "email": "vera@example.com",
-                             "message": f"Please call me back.\nMy card is {CARD}"})
+    await comm.send_json_to(
+        {
+            "type": "offline",
+            "department": "support",
+            "name": "Vera",
+            "email": "vera@example.com",
+            "message": f"Please call me back.\nMy card is {CARD}",
+        }
+    )
     answer = await receive_until(comm, until_type("offline_received"))
     ticket = await database_sync_to_async(Ticket.objects.get)(pk=answer["ticket_id"])
     assert ticket.source == Ticket.Source.OFFLINE and ticket.status == Ticket.Status.OPEN
@@ -167,7 +213,10 @@ async def test_offline_message_becomes_a_masked_ticket_and_a_confirmation_email(
     body = await database_sync_to_async(lambda: ticket.messages.get().body)()
     assert CARD not in body and "My card is XXXX" in body  # masked by the compliance filter
     assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["vera@example.com"] and f"ticket {ticket.pk}" in mail.outbox[0].subject
+    assert (
+        mail.outbox[0].to == ["vera@example.com"]
+        and f"ticket {ticket.pk}" in mail.outbox[0].subject
+    )
     assert CARD not in mail.outbox[0].body
     await comm.disconnect()
 
@@ -182,7 +231,10 @@ async def test_offline_message_becomes_a_masked_ticket_and_a_confirmation_email(
         ({"department": "support", "email": "v@example.com", "message": "x" * 4001}, "too_long"),
         ({"department": "nope", "email": "v@example.com", "message": "Hi"}, "unknown_department"),
         ({"department": 3, "email": "v@example.com", "message": "Hi"}, "invalid_field"),
-        ({"department": "support", "email": "v@example.com", "message": "Hi", "name": ["x"]}, "invalid_field"),
+        (
+            {"department": "support", "email": "v@example.com", "message": "Hi", "name": ["x"]},
+            "invalid_field",
+        ),
     ],
 )
 async def test_bad_offline_messages_are_refused_and_store_nothing(department, frame, code):
@@ -206,22 +258,39 @@ async def test_widget_frames_need_hello_first(department):
 
 
 async def test_survey_is_stored_once_with_extra_answers_and_fires_the_hook(department):
-    await database_sync_to_async(SurveyQuestion.objects.create)(key="solved", text="Was your problem solved?")
+    await database_sync_to_async(SurveyQuestion.objects.create)(
+        key="solved", text="Was your problem solved?"
+    )
     conversation, token = await database_sync_to_async(ended_chat)(department)
     fired: list[int] = []
     hooks.register_on_survey_submitted(fired.append)
     try:
         comm, _ = await visitor_socket(token=token)
-        await comm.send_json_to({"type": "survey", "conversation_id": conversation.pk, "rating": 4,
-                                 "comment": f"Quick. Card {CARD}", "answers": {"solved": "Yes"}})
+        await comm.send_json_to(
+            {
+                "type": "survey",
+                "conversation_id": conversation.pk,
+                "rating": 4,
+                "comment": f"Quick. Card {CARD}",
+                "answers": {"solved": "Yes"},
+            }
+        )
         answer = await receive_until(comm, until_type("survey_received"))
         assert answer["conversation_id"] == conversation.pk
         survey = await database_sync_to_async(SurveyResponse.objects.get)(conversation=conversation)
-        assert survey.rating == 4 and survey.answers == {"solved": "Yes"} and CARD not in survey.comment
+        assert (
+            survey.rating == 4
+            and survey.answers == {"solved": "Yes"}
+            and CARD not in survey.comment
+        )
         assert fired == [conversation.pk]
-        error = await error_of(comm, {"type": "survey", "conversation_id": conversation.pk, "rating": 1})
+        error = await error_of(
+            comm, {"type": "survey", "conversation_id": conversation.pk, "rating": 1}
+        )
         assert error["code"] == "already_submitted"
-        assert (await database_sync_to_async(SurveyResponse.objects.get)(conversation=conversation)).rating == 4
+        assert (
+            await database_sync_to_async(SurveyResponse.objects.get)(conversation=conversation)
+        ).rating == 4
         await comm.disconnect()
     finally:
         hooks._on_survey_submitted.remove(fired.append)
@@ -230,18 +299,24 @@ async def test_survey_is_stored_once_with_extra_answers_and_fires_the_hook(depar
 async def test_a_late_survey_still_counts(department):
     conversation, token = await database_sync_to_async(ended_chat)(department)
     long_ago = timezone.now() - timedelta(days=3)
-    await database_sync_to_async(Conversation.objects.filter(pk=conversation.pk).update)(ended_at=long_ago)
+    await database_sync_to_async(Conversation.objects.filter(pk=conversation.pk).update)(
+        ended_at=long_ago
+    )
     comm, _ = await visitor_socket(token=token)
     await comm.send_json_to({"type": "survey", "conversation_id": conversation.pk, "rating": 5})
     await receive_until(comm, until_type("survey_received"))
-    assert await database_sync_to_async(SurveyResponse.objects.filter(conversation=conversation).exists)()
+    assert await database_sync_to_async(
+        SurveyResponse.objects.filter(conversation=conversation).exists
+    )()
     await comm.disconnect()
 
 
 async def test_only_the_chats_own_visitor_may_answer_its_survey(department):
     conversation, _ = await database_sync_to_async(ended_chat)(department)
     comm, _ = await visitor_socket()  # somebody else
-    error = await error_of(comm, {"type": "survey", "conversation_id": conversation.pk, "rating": 5})
+    error = await error_of(
+        comm, {"type": "survey", "conversation_id": conversation.pk, "rating": 5}
+    )
     assert error["code"] == "not_found"
     assert not await database_sync_to_async(SurveyResponse.objects.exists)()
     await comm.disconnect()
@@ -249,18 +324,32 @@ async def test_only_the_chats_own_visitor_may_answer_its_survey(department):
 
 async def test_survey_waits_until_the_chat_has_ended(department):
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "start", "department": "support", "message": "Hi", "client_id": "a"})
+    await comm.send_json_to(
+        {"type": "start", "department": "support", "message": "Hi", "client_id": "a"}
+    )
     state = await receive_until(comm, until_type("conversation"))
-    error = await error_of(comm, {"type": "survey", "conversation_id": state["conversation_id"], "rating": 5})
+    error = await error_of(
+        comm, {"type": "survey", "conversation_id": state["conversation_id"], "rating": 5}
+    )
     assert error["code"] == "not_ended"
     await comm.disconnect()
 
 
 @pytest.mark.parametrize(
     "fields",
-    [{"rating": 0}, {"rating": 6}, {"rating": "5"}, {"rating": True}, {"rating": 4.5}, {},
-     {"rating": 3, "comment": 7}, {"rating": 3, "comment": "x" * 2001}, {"rating": 3, "answers": ["x"]},
-     {"rating": 3, "answers": {"unknown": "x"}}, {"rating": 3, "conversation_id": "1"}],
+    [
+        {"rating": 0},
+        {"rating": 6},
+        {"rating": "5"},
+        {"rating": True},
+        {"rating": 4.5},
+        {},
+        {"rating": 3, "comment": 7},
+        {"rating": 3, "comment": "x" * 2001},
+        {"rating": 3, "answers": ["x"]},
+        {"rating": 3, "answers": {"unknown": "x"}},
+        {"rating": 3, "conversation_id": "1"},
+    ],
 )
 async def test_bad_surveys_are_refused(department, fields):
     conversation, token = await database_sync_to_async(ended_chat)(department)
@@ -283,9 +372,18 @@ async def test_transcript_email_holds_public_messages_only(department, agent):
             (Message.Visibility.INTERNAL, "INTERNAL: customer was rude"),
             (Message.Visibility.WHISPER, "WHISPER: check the refund"),
         ):
-            run(Inbound(conversation_id=conversation.pk, role=Message.Role.AGENT, sender_id=agent.user_id,
-                        body=body, visibility=visibility, whisper_to_id=agent.user_id
-                        if visibility == Message.Visibility.WHISPER else None))
+            run(
+                Inbound(
+                    conversation_id=conversation.pk,
+                    role=Message.Role.AGENT,
+                    sender_id=agent.user_id,
+                    body=body,
+                    visibility=visibility,
+                    whisper_to_id=agent.user_id
+                    if visibility == Message.Visibility.WHISPER
+                    else None,
+                )
+            )
 
     await database_sync_to_async(add_staff_lines)()
     comm, _ = await visitor_socket(token=token)
@@ -303,11 +401,15 @@ async def test_transcript_refusals(department):
     comm, _ = await visitor_socket(token=token)
     error = await error_of(comm, {"type": "transcript", "conversation_id": conversation.pk})
     assert error["code"] == "invalid_field"  # no address known and none given
-    error = await error_of(comm, {"type": "transcript", "conversation_id": conversation.pk, "email": "bad@"})
+    error = await error_of(
+        comm, {"type": "transcript", "conversation_id": conversation.pk, "email": "bad@"}
+    )
     assert error["code"] == "invalid_field"
     stranger, _ = await visitor_socket()
-    error = await error_of(stranger, {"type": "transcript", "conversation_id": conversation.pk,
-                                      "email": "thief@example.com"})
+    error = await error_of(
+        stranger,
+        {"type": "transcript", "conversation_id": conversation.pk, "email": "thief@example.com"},
+    )
     assert error["code"] == "not_found"
     assert mail.outbox == []
     await comm.disconnect()
@@ -320,21 +422,35 @@ async def test_transcript_refusals(department):
 async def test_invitation_sent_accepted_and_linked_to_the_chat(department, agent):
     await database_sync_to_async(online)(agent)
     rule = await database_sync_to_async(InvitationRule.objects.create)(
-        name="Pricing", department=department, url_pattern="*/pricing*", seconds_on_page=5, message="Need help?"
+        name="Pricing",
+        department=department,
+        url_pattern="*/pricing*",
+        seconds_on_page=5,
+        message="Need help?",
     )
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/pricing"})
+    await comm.send_json_to(
+        {"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/pricing"}
+    )
     invitation = await receive_until(comm, until_type("invitation"))
     assert invitation["message"] == "Need help?" and invitation["department"] == "support"
-    await comm.send_json_to({"type": "invite_reply", "invitation_id": invitation["invitation_id"], "accepted": True})
+    await comm.send_json_to(
+        {"type": "invite_reply", "invitation_id": invitation["invitation_id"], "accepted": True}
+    )
     answered = await receive_until(comm, until_type("invitation_answered"))
     assert answered["status"] == "accepted"
-    await comm.send_json_to({"type": "start", "department": "support", "invitation_id": invitation["invitation_id"]})
+    await comm.send_json_to(
+        {"type": "start", "department": "support", "invitation_id": invitation["invitation_id"]}
+    )
     state = await receive_until(comm, until_type("conversation"))
-    row = await database_sync_to_async(ProactiveInvitation.objects.get)(pk=invitation["invitation_id"])
+    row = await database_sync_to_async(ProactiveInvitation.objects.get)(
+        pk=invitation["invitation_id"]
+    )
     assert row.status == "accepted" and row.conversation_id == state["conversation_id"]
     assert row.page_url == "https://shop.test/pricing" and row.responded_at is not None
-    error = await error_of(comm, {"type": "invite_reply", "invitation_id": row.pk, "accepted": False})
+    error = await error_of(
+        comm, {"type": "invite_reply", "invitation_id": row.pk, "accepted": False}
+    )
     assert error["code"] == "already_answered"
     await comm.disconnect()
 
@@ -345,9 +461,13 @@ async def test_invitation_declined_is_recorded(department, agent):
         name="All", department=department, url_pattern="*"
     )
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/"})
+    await comm.send_json_to(
+        {"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/"}
+    )
     invitation = await receive_until(comm, until_type("invitation"))
-    await comm.send_json_to({"type": "invite_reply", "invitation_id": invitation["invitation_id"], "accepted": False})
+    await comm.send_json_to(
+        {"type": "invite_reply", "invitation_id": invitation["invitation_id"], "accepted": False}
+    )
     await receive_until(comm, until_type("invitation_answered"))
     row = await database_sync_to_async(ProactiveInvitation.objects.get)()
     assert row.status == "declined" and row.conversation_id is None
@@ -359,10 +479,16 @@ async def test_no_invitation_without_capacity_or_on_another_page(department, age
         name="Pricing", department=department, url_pattern="*/pricing*"
     )
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/pricing"})
-    assert (await receive_until(comm, until_type("invitation")))["invitation_id"] is None  # nobody online
+    await comm.send_json_to(
+        {"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/pricing"}
+    )
+    assert (await receive_until(comm, until_type("invitation")))[
+        "invitation_id"
+    ] is None  # nobody online
     await database_sync_to_async(online)(agent)
-    await comm.send_json_to({"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/about"})
+    await comm.send_json_to(
+        {"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/about"}
+    )
     assert (await receive_until(comm, until_type("invitation")))["invitation_id"] is None
     assert not await database_sync_to_async(ProactiveInvitation.objects.exists)()
     await comm.disconnect()
@@ -371,7 +497,10 @@ async def test_no_invitation_without_capacity_or_on_another_page(department, age
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
-        ({"type": "invite_request", "rule_id": "1", "page_url": "https://x.test/"}, "invalid_field"),
+        (
+            {"type": "invite_request", "rule_id": "1", "page_url": "https://x.test/"},
+            "invalid_field",
+        ),
         ({"type": "invite_request", "rule_id": 999, "page_url": "https://x.test/"}, "not_found"),
         ({"type": "invite_reply", "invitation_id": None, "accepted": True}, "invalid_field"),
         ({"type": "invite_reply", "invitation_id": 999, "accepted": True}, "not_found"),
@@ -385,12 +514,19 @@ async def test_bad_invitation_frames(department, frame, code):
 
 async def test_an_invitation_of_another_visitor_cannot_be_answered(department, agent):
     await database_sync_to_async(online)(agent)
-    rule = await database_sync_to_async(InvitationRule.objects.create)(name="All", department=department, url_pattern="*")
+    rule = await database_sync_to_async(InvitationRule.objects.create)(
+        name="All", department=department, url_pattern="*"
+    )
     owner, _ = await visitor_socket()
-    await owner.send_json_to({"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/"})
+    await owner.send_json_to(
+        {"type": "invite_request", "rule_id": rule.pk, "page_url": "https://shop.test/"}
+    )
     invitation = await receive_until(owner, until_type("invitation"))
     other, _ = await visitor_socket()
-    error = await error_of(other, {"type": "invite_reply", "invitation_id": invitation["invitation_id"], "accepted": True})
+    error = await error_of(
+        other,
+        {"type": "invite_reply", "invitation_id": invitation["invitation_id"], "accepted": True},
+    )
     assert error["code"] == "not_found"
     await owner.disconnect()
     await other.disconnect()
@@ -413,10 +549,14 @@ def test_business_hours_are_read_in_the_organisations_time_zone(settings, depart
     WidgetDepartmentSettings.objects.create(department=department, business_hours={"sun": []})
     online(agent)
     # Closed all week except what is listed: online agents do not open a closed department.
-    assert not widget.department_available(department, now=datetime(2026, 11, 23, 8, 30, tzinfo=UTC))
+    assert not widget.department_available(
+        department, now=datetime(2026, 11, 23, 8, 30, tzinfo=UTC)
+    )
 
 
-@pytest.mark.parametrize("hours", [[], {"monday": ["09:00", "17:00"]}, {"mon": ["17:00", "09:00"]}, {"mon": ["9", "17"]}])
+@pytest.mark.parametrize(
+    "hours", [[], {"monday": ["09:00", "17:00"]}, {"mon": ["17:00", "09:00"]}, {"mon": ["9", "17"]}]
+)
 def test_bad_business_hours_are_refused_in_admin(department, hours):
     from django.core.exceptions import ValidationError
 
@@ -427,7 +567,9 @@ def test_bad_business_hours_are_refused_in_admin(department, hours):
 async def test_drain_leaves_nothing_unexpected_after_an_offline_message(department):
     # An offline message opens no chat: the visitor's socket gets its answer and nothing else.
     comm, _ = await visitor_socket()
-    await comm.send_json_to({"type": "offline", "department": "support", "email": "v@example.com", "message": "Hi"})
+    await comm.send_json_to(
+        {"type": "offline", "department": "support", "email": "v@example.com", "message": "Hi"}
+    )
     frames = await drain(comm, timeout=0.5)
     assert [f["type"] for f in frames] == ["offline_received"]
     assert not await database_sync_to_async(Conversation.objects.exists)()

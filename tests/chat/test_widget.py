@@ -573,3 +573,10 @@ async def test_drain_leaves_nothing_unexpected_after_an_offline_message(departme
     frames = await drain(comm, timeout=0.5)
     assert [f["type"] for f in frames] == ["offline_received"]
     assert not await database_sync_to_async(Conversation.objects.exists)()
+
+
+def test_demo_host_page_embeds_the_widget_from_the_other_local_origin(db):
+    page = Client().get("/widget/demo/", HTTP_HOST="localhost:8000").content.decode()
+    assert '<script src="http://127.0.0.1:8000/static/chat/widget.js" data-department="support" async>' in page
+    page = Client().get("/widget/demo/", HTTP_HOST="127.0.0.1:8000").content.decode()
+    assert 'src="http://localhost:8000/static/chat/widget.js"' in page

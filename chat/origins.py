@@ -1,8 +1,9 @@
 """Refuses WebSocket handshakes from origins that are not allowed.
 
 Staff sockets accept only this site's own hosts (ALLOWED_HOSTS). Visitor sockets also accept
-the sites that embed the widget (CHAT_ALLOWED_ORIGINS). A missing Origin is refused: browsers
-always send one, so its absence means a script trying to look like one.
+the sites that embed the widget: the back office's AllowedOrigin rows (read per handshake, so a
+change applies at once) and CHAT_ALLOWED_ORIGINS. A missing Origin is refused: browsers always
+send one, so its absence means a script trying to look like one.
 """
 
 from __future__ import annotations

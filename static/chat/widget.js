@@ -267,14 +267,17 @@
     agentCard.appendChild(el("span", { class: "agent-name" }, a.name));
   }
 
+  function switchTo(conversationId) {
+    if (store.conversationId === conversationId) return;
+    // A different chat (a new one, or another tab started one): its numbering starts afresh.
+    log.textContent = ""; seen.clear(); store.lastSeq = 0;
+    store.conversationId = conversationId; persist();
+  }
+
   function showConversation(c) {
     if (!c) return;
-    if (store.conversationId !== c.conversation_id) {
-      // A different chat (a new one, or another tab started one): its numbering starts afresh.
-      log.textContent = ""; seen.clear(); store.lastSeq = 0;
-    }
+    switchTo(c.conversation_id);
     conversation = c;
-    store.conversationId = c.conversation_id; persist();
     var open = c.status === "queued" || c.status === "offered" || c.status === "active";
     if (open) {
       if (log.parentNode !== chatView) chatView.insertBefore(log, typingLine);
@@ -354,10 +357,12 @@
           if (!emailInput.value) emailInput.value = f.visitor.email || "";
         }
         if (f.conversation) {
-          var fromStart = log.children.length === 0 && f.conversation.conversation_id === store.conversationId;
+          // After a reload the log is empty, and another tab may have started a different chat:
+          // then fetch the whole chat, not just what came after the stored last_seq.
+          var needsAll = log.querySelectorAll("li[data-seq]").length === 0 ||
+            f.conversation.conversation_id !== store.conversationId;
           showConversation(f.conversation);
-          // After a reload the log is empty: fetch the whole chat, not just what came after last_seq.
-          if (fromStart && store.lastSeq > 0) send({ type: "sync", last_seq: 0 });
+          if (needsAll && f.conversation.last_seq > 0) send({ type: "sync", last_seq: 0 });
         } else {
           conversation = null;
           if (store.conversationId) { store.conversationId = null; store.lastSeq = 0; persist(); }
@@ -366,9 +371,11 @@
         store.outbox.forEach(function (e) { if (!e.failed) send({ type: "message", body: e.body, client_id: e.client_id }); });
         break;
       case "history":
+        switchTo(f.conversation_id);
         f.messages.forEach(renderMessage);
         break;
       case "conversation":
+        if (formPending === "start") { formPending = null; questionInput.value = ""; }
         showConversation(f);
         break;
       case "queue":
@@ -381,7 +388,6 @@
       case "ack":
         var entry = findOutbox(f.client_id);
         if (entry) { renderPending(entry, "sent"); dropOutbox(f.client_id); }
-        if (formPending === "start") { formPending = null; questionInput.value = ""; }
         break;
       case "typing":
         if (f.role === "visitor") break;

@@ -577,6 +577,21 @@ async def test_drain_leaves_nothing_unexpected_after_an_offline_message(departme
 
 def test_demo_host_page_embeds_the_widget_from_the_other_local_origin(db):
     page = Client().get("/widget/demo/", HTTP_HOST="localhost:8000").content.decode()
-    assert '<script src="http://127.0.0.1:8000/static/chat/widget.js" data-department="support" async>' in page
+    assert (
+        '<script src="http://127.0.0.1:8000/static/chat/widget.js" data-department="support" async>'
+        in page
+    )
     page = Client().get("/widget/demo/", HTTP_HOST="127.0.0.1:8000").content.decode()
     assert 'src="http://localhost:8000/static/chat/widget.js"' in page
+
+
+def test_seed_demo_sets_up_the_widget_demo_and_can_run_twice(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo", stdout=StringIO())
+    assert InvitationRule.objects.get().url_pattern == "*/widget/demo/?page=pricing*"
+    assert SurveyQuestion.objects.count() == 1
+    assert WidgetDepartmentSettings.objects.get().require_name is True

@@ -49,5 +49,8 @@ class Command(BaseCommand):
             CannedResponse.objects.get_or_create(
                 shortcut=shortcut, department=None, owner=None, defaults={"title": title, "body": body}
             )
+        from chat.widget_demo_data import seed_widget_demo
+
+        seed_widget_demo(support=support)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Logins (password '{DEMO_PASSWORD}'): supervisor (back office), alice, bob (agents)")

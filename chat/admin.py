@@ -149,3 +149,5 @@ class DirectMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+from chat import widget_admin  # noqa: F401  (the widget and ticket pages)

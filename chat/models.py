@@ -470,3 +470,102 @@ class CrmLookup(models.Model):
 
     def __str__(self) -> str:
         return self.url_template
+
+
+class AllowedOrigin(models.Model):
+    """A site allowed to embed the visitor widget (CHAT_ALLOWED_ORIGINS stays as a fallback)."""
+
+    origin = models.CharField(
+        max_length=300,
+        unique=True,
+        help_text="e.g. https://shop.example (scheme, host and port must match) or .example.com "
+        "(that domain and its subdomains, any scheme and port).",
+    )
+    note = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["origin"]
+
+    def __str__(self) -> str:
+        return self.origin
+
+    def clean(self) -> None:
+        from urllib.parse import urlparse
+
+        from django.core.exceptions import ValidationError
+
+        value = self.origin.strip()
+        if value == "*" or not value:
+            raise ValidationError({"origin": "Name the site; '*' would let every site embed the chat."})
+        if "://" in value:
+            parsed = urlparse(value)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+                raise ValidationError({"origin": "An origin is scheme://host[:port], without a path."})
+            value = value.rstrip("/")
+        elif "/" in value or " " in value:
+            raise ValidationError({"origin": "Give a host (shop.example, .example.com) or an origin (https://shop.example)."})
+        self.origin = value
+
+
+class WidgetDepartmentSettings(models.Model):
+    """What the widget asks and when it goes offline, for one department."""
+
+    department = models.OneToOneField(Department, on_delete=models.CASCADE, related_name="widget_settings")
+    require_name = models.BooleanField(default=True)
+    require_email = models.BooleanField(default=False)
+    require_question = models.BooleanField(default=False)
+    offline_message = models.CharField(
+        max_length=500,
+        default="We are not online right now. Leave us a message and we will answer by e-mail.",
+    )
+    # Empty means "always open"; times are in the organisation's time zone (TIME_ZONE).
+    business_hours = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Opening hours per weekday, e.g. {"mon": ["09:00", "17:00"], "sat": []}. '
+        "A weekday not listed is closed; leave empty for always open.",
+    )
+
+    WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+    class Meta:
+        verbose_name_plural = "widget department settings"
+
+    def __str__(self) -> str:
+        return f"Widget settings of {self.department}"
+
+    def clean(self) -> None:
+        # A readable error instead of a department that is silently closed all week.
+        from django.core.exceptions import ValidationError
+
+        hours = self.business_hours
+        if not isinstance(hours, dict):
+            raise ValidationError({"business_hours": "Give an object keyed by weekday (mon … sun)."})
+        for key, value in hours.items():
+            if key not in self.WEEKDAYS:
+                raise ValidationError({"business_hours": f"{key!r} is not a weekday; use mon, tue, … sun."})
+            if value == []:
+                continue
+            if (
+                not isinstance(value, list)
+                or len(value) != 2
+                or not all(isinstance(v, str) and len(v) == 5 and v[2] == ":" for v in value)
+                or value[0] >= value[1]
+            ):
+                raise ValidationError({"business_hours": f'{key}: give ["HH:MM", "HH:MM"], opening first, or [].'})
+
+
+class SurveyQuestion(models.Model):
+    """An extra question of the post-chat survey, asked after the rating and the comment."""
+
+    key = models.SlugField(max_length=40, unique=True, help_text="Answers are stored under this key.")
+    text = models.CharField(max_length=300)
+    order = models.PositiveSmallIntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["order", "pk"]
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,8 +1,9 @@
 """Refuses WebSocket handshakes from origins that are not allowed.
 
 Staff sockets accept only this site's own hosts (ALLOWED_HOSTS). Visitor sockets also accept
-the sites that embed the widget (CHAT_ALLOWED_ORIGINS). A missing Origin is refused: browsers
-always send one, so its absence means a script trying to look like one.
+the sites that embed the widget: the back office's AllowedOrigin rows (read per handshake, so a
+change applies at once) and CHAT_ALLOWED_ORIGINS. A missing Origin is refused: browsers always
+send one, so its absence means a script trying to look like one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
@@ -28,12 +30,13 @@ class ChatOriginValidator(OriginValidator):
         except (UnicodeDecodeError, ValueError):
             parsed = None
         visitor = scope.get("path", "").startswith(VISITOR_PATH_PREFIX)
-        if parsed is not None and self._allowed(parsed, visitor=visitor, host=headers.get(b"host")):
+        extra = await database_sync_to_async(configured_origins)() if visitor and parsed is not None else []
+        if parsed is not None and self._allowed(parsed, visitor=visitor, host=headers.get(b"host"), extra=extra):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)
 
-    def _allowed(self, parsed: Any, *, visitor: bool, host: bytes | None) -> bool:
-        patterns = allowed_origins(visitor=visitor)
+    def _allowed(self, parsed: Any, *, visitor: bool, host: bytes | None, extra: list[str] | None = None) -> bool:
+        patterns = allowed_origins(visitor=visitor) + (extra or [])
         if not any(pattern == "*" or self.match_allowed_origin(parsed, pattern) for pattern in patterns):
             return False
         if not visitor and host is not None:
@@ -48,3 +51,25 @@ def allowed_origins(*, visitor: bool) -> list[str]:
     if settings.DEBUG and not hosts:
         hosts = [".localhost", "127.0.0.1", "[::1]"]
     return hosts + list(settings.CHAT_ALLOWED_ORIGINS) if visitor else hosts
+
+
+def configured_origins() -> list[str]:
+    """The embedding sites allowed in the back office (Widget: allowed origins)."""
+    from chat.models import AllowedOrigin
+
+    return list(AllowedOrigin.objects.filter(enabled=True).values_list("origin", flat=True))
+
+
+def origin_allowed_for_visitor(origin: str | None) -> bool:
+    """The same decision as the handshake, for the widget's configuration request (sync code)."""
+    if not origin:
+        return False
+    try:
+        parsed = urlparse(origin)
+    except ValueError:
+        return False
+    if not parsed.hostname:
+        return False
+    validator = OriginValidator(None, allowed_origins=[])
+    patterns = allowed_origins(visitor=True) + configured_origins()
+    return any(p == "*" or validator.match_allowed_origin(parsed, p) for p in patterns)

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from chat.consumers import AgentConsumer, VisitorConsumer
+from chat.consumers import AgentConsumer
+from chat.widget_consumer import WidgetVisitorConsumer
 
 websocket_urlpatterns = [
-    path("ws/visitor/", VisitorConsumer.as_asgi()),
+    path("ws/visitor/", WidgetVisitorConsumer.as_asgi()),
     path("ws/agent/", AgentConsumer.as_asgi()),
 ]

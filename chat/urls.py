@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import views, workspace_views
+from chat import views, widget_views, workspace_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,4 +16,9 @@ urlpatterns = [
     path("agent/profile/", workspace_views.profile_page, name="agent_profile"),
     path("media/avatars/<str:name>", workspace_views.avatar_file, name="avatar_file"),
     path("agent/profile/avatar/remove/", workspace_views.avatar_remove, name="agent_avatar_remove"),
+    path("widget/config/", widget_views.widget_config, name="widget_config"),
+    path("widget/demo/", widget_views.widget_demo, name="widget_demo"),
+    path("tickets/", widget_views.ticket_list, name="ticket_list"),
+    path("tickets/<int:ticket_id>/", widget_views.ticket_detail, name="ticket_detail"),
+    path("tickets/from-chat/", widget_views.ticket_from_chat, name="ticket_from_chat"),
 ]

@@ -101,6 +101,9 @@ class Command(BaseCommand):
                 shortcut=shortcut, department=Department.objects.get(slug=slug), owner=None,
                 defaults={"title": title, "body": body},
             )
+        from chat.widget_demo_data import seed_widget_demo
+
+        seed_widget_demo(support=support)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(
             f"  Logins (password '{DEMO_PASSWORD}'): alice, bob (agents), supervisor, compliance, admin"

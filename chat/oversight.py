@@ -249,15 +249,13 @@ def start_training_chat(
     with transaction.atomic():
         free = assignment._lock_agent_with_capacity(department, exclude_ids=set(), only_id=agent_id)
         if free is None:
-            who = (
-                f"{agent.display_name} is"
+            message = (
+                f"{agent.display_name} is not online with a free chat slot; a mock chat needs one."
                 if agent is not None
-                else "No agent of this department is"
+                else "No agent of this department is online with a free chat slot; "
+                "a mock chat needs one."
             )
-            raise Conflict(
-                f"{who} not online with a free chat slot; a mock chat needs one.",
-                code="agent_offline",
-            )
+            raise Conflict(message, code="agent_offline")
         visitor, token = services.create_visitor()
         visitor.name = visitor_name
         visitor.save(update_fields=["name"])

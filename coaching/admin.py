@@ -145,7 +145,11 @@ class ReviewAdmin(admin.ModelAdmin):
     def transcript(self, obj: Review) -> SafeString:
         return SafeString(
             render_to_string(
-                "coaching/transcript.html", {"lines": selectors.transcript(review=obj)}
+                "coaching/transcript.html",
+                {
+                    "lines": selectors.transcript(review=obj),
+                    "chat_annotations": obj.annotations.filter(message__isnull=True),
+                },
             )
         )
 

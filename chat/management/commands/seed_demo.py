@@ -49,5 +49,11 @@ class Command(BaseCommand):
             CannedResponse.objects.get_or_create(
                 shortcut=shortcut, department=None, owner=None, defaults={"title": title, "body": body}
             )
+        # By name, not by import: chat imports no other app (coaching seeds its own demo data).
+        from django.apps import apps
+        from django.core.management import call_command
+
+        if apps.is_installed("coaching"):
+            call_command("seed_coaching_demo", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Logins (password '{DEMO_PASSWORD}'): supervisor (back office), alice, bob (agents)")

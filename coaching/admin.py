@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from coaching import access, selectors, services
@@ -46,8 +48,13 @@ class ScorecardAdmin(admin.ModelAdmin):
 
 @admin.register(Scenario)
 class ScenarioAdmin(admin.ModelAdmin):
-    list_display = ("title",)
+    list_display = ("title", "start_link")
     search_fields = ("title", "persona")
+
+    @admin.display(description="Mock chat")
+    def start_link(self, obj: Scenario) -> str:
+        url = reverse("coaching:mock_chat") + f"?scenario={obj.pk}"
+        return format_html('<a href="{}">Start a mock chat</a>', url)
 
 
 class AnnotationInline(admin.StackedInline):

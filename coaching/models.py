@@ -198,8 +198,7 @@ class Review(models.Model):
             # Re-evaluating a rule (chat end, then a late survey) never queues a chat twice.
             models.UniqueConstraint(fields=["rule", "conversation"], name="review_once_per_rule"),
             models.CheckConstraint(
-                condition=Q(score__isnull=True)
-                | Q(score__gte=Decimal(0), score__lte=Decimal(100)),
+                condition=Q(score__isnull=True) | Q(score__gte=Decimal(0), score__lte=Decimal(100)),
                 name="review_score_0_100",
             ),
         ]

@@ -134,7 +134,8 @@ def agent_scores_over_time(
 def canned_response_insight(*, user: Any) -> list[dict[str, Any]]:
     """Per canned response: uses, share of uses edited, average survey score of chats it was in.
 
-    Aggregated in SQL over Message.meta["canned"]; training chats do not count.
+    Two queries over Message.meta["canned"], whatever the number of canned responses; training
+    chats do not count.
     """
     if not access.is_supervisor(user):
         return []
@@ -150,21 +151,27 @@ def canned_response_insight(*, user: Any) -> list[dict[str, Any]]:
             chats=Count("conversation", distinct=True),
         )
     }
+    # One row per (canned response, chat): a chat that used an answer twice counts once.
+    ratings: dict[Any, list[int]] = {}
+    for canned_id, _conversation_id, rating in (
+        uses.filter(conversation__survey__isnull=False)
+        .values_list("meta__canned__id", "conversation_id", "conversation__survey__rating")
+        .order_by()
+        .distinct()
+    ):
+        ratings.setdefault(canned_id, []).append(rating)
     rows = []
     for canned in CannedResponse.objects.filter(
         pk__in=[k for k in per_canned if isinstance(k, int)]
     ):
         r = per_canned[canned.pk]
-        conversations = uses.filter(meta__canned__id=canned.pk).values("conversation_id")
-        avg = SurveyResponse.objects.filter(conversation_id__in=conversations).aggregate(
-            a=Avg("rating")
-        )["a"]
+        scores = ratings.get(canned.pk, [])
         rows.append(
             {
                 "canned_response": canned,
                 "uses": r["uses"],
                 "edited_share": round(r["edited"] / r["uses"], 3) if r["uses"] else 0.0,
-                "average_survey_score": round(float(avg), 2) if avg is not None else None,
+                "average_survey_score": round(sum(scores) / len(scores), 2) if scores else None,
             }
         )
     rows.sort(key=lambda row: (-row["uses"], row["canned_response"].shortcut))

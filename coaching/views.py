@@ -102,7 +102,7 @@ def canned_insight(request: HttpRequest) -> HttpResponse:
 @login_required
 def mock_chat(request: HttpRequest) -> HttpResponse:
     _require_supervisor(request)
-    form = MockChatForm(request.POST or None)
+    form = MockChatForm(request.POST or None, initial={"scenario": request.GET.get("scenario")})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:

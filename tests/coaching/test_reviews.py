@@ -177,6 +177,17 @@ def test_canned_insight_aggregates_uses_edits_and_scores(supervisor, agent, depa
         meta={"canned": {"id": canned.pk, "shortcut": "greeting", "edited": True}}
     )
     ended_chat(agent=agent, department=department, canned_id=canned.pk, is_training=True, rating=1)
+    # Used twice in one chat: two uses, but that chat's score counts once.
+    Message.objects.create(
+        conversation=b,
+        seq=2,
+        public_seq=2,
+        role=Message.Role.AGENT,
+        sender=agent.user,
+        body="Hi again",
+        created_at=b.ended_at,
+        meta={"canned": {"id": canned.pk, "shortcut": "greeting", "edited": True}},
+    )
     assert SurveyResponse.objects.count() == 3 and a.pk
     [row] = selectors.canned_response_insight(user=supervisor)
     assert (
@@ -184,6 +195,6 @@ def test_canned_insight_aggregates_uses_edits_and_scores(supervisor, agent, depa
         row["uses"],
         row["edited_share"],
         row["average_survey_score"],
-    ) == (canned, 2, 0.5, 3.5)
+    ) == (canned, 3, 0.667, 3.5)
     page = staff_client(supervisor).get(reverse("coaching:canned_insight"))
-    assert "/greeting" in page.text and "50 %" in page.text
+    assert "/greeting" in page.text and "67 %" in page.text

@@ -16,5 +16,8 @@ def test_seed_demo_creates_the_coaching_demo_and_runs_twice():
     assert Scorecard.objects.get().criteria.count() == 4
     assert Scenario.objects.count() == 1
     # 10 % of the rest: about one chat in ten, decided by the hash.
-    share = sum(services.in_random_share(rule_id=rule.pk, conversation_id=c, percent=10) for c in range(1, 2001))
+    share = sum(
+        services.in_random_share(rule_id=rule.pk, conversation_id=c, percent=10)
+        for c in range(1, 2001)
+    )
     assert 150 <= share <= 250

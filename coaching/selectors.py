@@ -11,7 +11,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.http import Http404
 
-from chat.models import CannedResponse, Message, SurveyResponse
+from chat.models import CannedResponse, Message
 from coaching import access
 from coaching.models import Review
 

@@ -73,7 +73,7 @@ async def test_sit_in_and_whisper_reach_the_agent_and_never_the_visitor(agent, s
 
     await sup.send({"type": "sit_in", "conversation_id": conversation_id})
     history = await sup.until(lambda f: f["type"] == "history")
-    assert [m["body"] for m in history["messages"]][0] == "hi"
+    assert history["messages"][0]["body"] == "hi"
 
     # Following: the visitor's messages, and the typing of both sides.
     await visitor.send({"type": "typing", "active": True})

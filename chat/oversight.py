@@ -14,9 +14,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from chat import assignment, services
+from chat import assignment, events, frames, services
 from chat.errors import Conflict, InvalidInput, NotFound
-from chat.models import AgentProfile, Conversation, Department, Message
+from chat.models import AgentProfile, Assignment, Conversation, Department, Message
 from chat.pipeline import Inbound, run
 from compliance import audit
 
@@ -190,6 +190,78 @@ def barge_in(*, user: Any, conversation_id: object, source_ip: str | None = None
             source_ip=source_ip,
             target=f"conversation:{conversation.pk}",
         )
+    return conversation
+
+
+def take_over(*, user: Any, conversation_id: object, source_ip: str | None = None) -> Conversation:
+    """The supervisor becomes the chat's holder (it needs an agent profile); the agent is released.
+
+    The visitor sees "A supervisor took over the chat."; the supervisor's workspace gets the chat
+    like an accepted offer, and may also write from the live page (a take-over is a barge-in).
+    """
+    conversation = get_conversation_for_supervisor(user=user, conversation_id=conversation_id)
+    profile = AgentProfile.objects.filter(user=user).first()
+    if profile is None:
+        raise InvalidInput(
+            "Taking over needs an agent profile; barge in instead.", code="no_profile"
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("department", "agent", "visitor")
+            .get(pk=conversation.pk)
+        )
+        _require_open(conversation)
+        previous = conversation.agent
+        if previous is not None and previous.pk == profile.pk:
+            return conversation
+        open_assignment = conversation.assignments.filter(ended_at__isnull=True).first()
+        if open_assignment is not None:
+            open_assignment.ended_at = now
+            open_assignment.end_reason = Assignment.EndReason.TRANSFERRED
+            open_assignment.transfer_note = "Taken over by a supervisor"
+            open_assignment.save(update_fields=["ended_at", "end_reason", "transfer_note"])
+        Assignment.objects.create(
+            conversation=conversation, agent=profile, offered_at=now, accepted_at=now
+        )
+        conversation.agent = profile
+        conversation.save(update_fields=["agent"])
+        if previous is not None:
+            events.send_event_on_commit(
+                events.agent_group(previous.user_id),
+                {"type": "unassigned", "conversation_id": conversation.pk, "reason": "taken_over"},
+                handler="chat.unsubscribe",
+                conversation_id=conversation.pk,
+            )
+        run(
+            Inbound(
+                conversation_id=conversation.pk,
+                role=Message.Role.SYSTEM,
+                body="A supervisor took over the chat.",
+                meta={"barge_in": user.pk, "take_over": True},
+            )
+        )
+        events.send_event_on_commit(
+            events.agent_group(user.pk),
+            frames.staff_conversation_frame(conversation),
+            handler="chat.subscribe",
+            conversation_id=conversation.pk,
+        )
+        events.send_event_on_commit(
+            events.visitor_group(conversation.pk),
+            frames.visitor_conversation_frame(conversation, queue_position=None),
+        )
+        audit.record(
+            action="chat.take_over",
+            actor=user,
+            role=audit.role_of(user),
+            source_ip=source_ip,
+            target=f"conversation:{conversation.pk}",
+            details={"from_agent_id": previous.pk if previous else None},
+        )
+    if previous is not None:
+        assignment.dispatch_for_agent(previous)
     return conversation
 
 

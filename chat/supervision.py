@@ -23,6 +23,7 @@ class SupervisorConsumer(JsonFrameConsumer):
         "leave": "on_leave",
         "whisper": "on_whisper",
         "barge_in": "on_barge_in",
+        "take_over": "on_take_over",
         "message": "on_message",
         "ping": "on_ping",
     }
@@ -119,6 +120,11 @@ class SupervisorConsumer(JsonFrameConsumer):
 
     async def on_barge_in(self, data: dict[str, Any]) -> None:
         await database_sync_to_async(oversight.barge_in)(
+            user=self.user, conversation_id=data.get("conversation_id"), source_ip=self._ip()
+        )
+
+    async def on_take_over(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(oversight.take_over)(
             user=self.user, conversation_id=data.get("conversation_id"), source_ip=self._ip()
         )
 

@@ -107,6 +107,14 @@
     $("barge-in").hidden = true;
     $("public-form").hidden = false;
   });
+  $("take-over").addEventListener("click", function () {
+    if (following === null) return;
+    // The chat moves to this supervisor's own workspace (it needs an agent profile there).
+    socket.sendRaw({ type: "take_over", conversation_id: following });
+    joined = true;
+    $("barge-in").hidden = true;
+    $("public-form").hidden = false;
+  });
   $("public-form").addEventListener("submit", function (e) {
     e.preventDefault();
     var input = $("public-input");

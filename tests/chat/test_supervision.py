@@ -189,3 +189,53 @@ async def test_a_non_supervisor_is_refused_at_the_handshake(db):
     )
     connected, _ = await comm.connect()
     assert not connected
+
+
+async def test_take_over_moves_the_chat_to_the_supervisor(agent, department):
+    def make_lead():
+        lead = UserFactory(username="lena", is_staff=True)
+        AgentFactory(user=lead, display_name="Lena Lead", departments=[department])
+
+    await database_sync_to_async(make_lead)()
+    alice, visitor, conversation_id, _ = await active_chat()
+    lead, _ = await supervisor_socket("lena")
+    lead_agent_comm, _ = await agent_socket("lena")  # the lead's own workspace
+    lead_agent = Recording(lead_agent_comm)
+    await lead.send({"type": "take_over", "conversation_id": conversation_id})
+    await visitor.until(
+        lambda f: f.get("type") == "message" and f["body"] == "A supervisor took over the chat."
+    )
+    gone = await alice.until(lambda f: f["type"] == "unassigned")
+    assert gone == {
+        "type": "unassigned",
+        "conversation_id": conversation_id,
+        "reason": "taken_over",
+    }
+    mine = await lead_agent.until(lambda f: f.get("type") == "conversation")
+    assert mine["conversation_id"] == conversation_id and mine["status"] == "active"
+    # Held by the lead now: its workspace writes to the visitor, Alice's cannot any more.
+    await lead_agent.send(
+        {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "body": "Lena here, I will finish this.",
+            "client_id": "l1",
+        }
+    )
+    await visitor.until(
+        lambda f: f.get("type") == "message" and f["body"] == "Lena here, I will finish this."
+    )
+    await alice.send(
+        {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "body": "still me",
+            "client_id": "a9",
+        }
+    )
+    refused = await alice.until(lambda f: f["type"] == "error")
+    assert refused["code"] == "not_found"
+    actions = await database_sync_to_async(audit_actions)(conversation_id)
+    assert actions == ["chat.take_over"]
+    for comm in (alice, visitor, lead, lead_agent):
+        await comm.comm.disconnect()

@@ -85,3 +85,15 @@ def make_rule(supervisor):
         return rule
 
     return make
+
+
+@pytest.fixture
+def tasks_run_inline():
+    """The hooks enqueue a Celery task; here it runs in the test (a real worker runs it in
+    tests/realmode/test_coaching_worker.py)."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

@@ -34,7 +34,7 @@ def test_mock_chat_to_an_offline_agent_is_refused_clearly(supervisor, agent, sce
 
 
 def test_mock_chat_is_offered_to_the_agent_as_training_and_never_sampled(
-    supervisor, agent, scenario, django_capture_on_commit_callbacks
+    supervisor, agent, scenario, django_capture_on_commit_callbacks, tasks_run_inline
 ):
     AgentProfile.objects.filter(pk=agent.pk).update(presence=AgentProfile.Presence.ONLINE)
     SamplingRule.objects.create(name="All", mode=SamplingRule.Mode.ALL).reviewers.set([supervisor])

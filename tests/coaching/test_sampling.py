@@ -130,7 +130,7 @@ def test_reviews_are_spread_over_the_rules_reviewers(
 
 
 def test_low_score_rule_with_share_of_the_rest_on_end_and_on_late_survey(
-    agent, department, make_rule, django_capture_on_commit_callbacks
+    agent, department, make_rule, django_capture_on_commit_callbacks, tasks_run_inline
 ):
     """The demo rule: every chat rated 2 or less, and 10 % of the rest, through the real hooks."""
     rule = make_rule(pk=3, mode=SamplingRule.Mode.LOW_SCORE, score=2, percent_of_rest=10)

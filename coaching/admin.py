@@ -162,10 +162,14 @@ class ReviewAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         if "summary" in form.changed_data:
-            Review.objects.filter(pk=obj.pk).update(summary=obj.summary)
-        services.start_review(user=request.user, review_id=obj.pk)
+            services.write_summary(user=request.user, review_id=obj.pk, summary=obj.summary)
+        else:
+            services.start_review(user=request.user, review_id=obj.pk)
 
     def save_formset(self, request, form, formset, change) -> None:
+        # Annotations go through the service (it checks the message belongs to this chat); the
+        # admin's change message reads what a formset save would have set.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for f in formset.forms:
             if (
                 not f.has_changed()
@@ -176,7 +180,7 @@ class ReviewAdmin(admin.ModelAdmin):
                 continue
             data = f.cleaned_data
             try:
-                services.annotate(
+                annotation = services.annotate(
                     user=request.user,
                     review_id=form.instance.pk,
                     category=data["category"],
@@ -186,6 +190,8 @@ class ReviewAdmin(admin.ModelAdmin):
                 )
             except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), level=messages.ERROR)
+            else:
+                formset.new_objects.append(annotation)
 
     @admin.action(description="Share the selected reviews with their agents")
     def share_with_agent(self, request, queryset) -> None:

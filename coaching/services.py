@@ -184,6 +184,18 @@ def start_review(*, user: Any, review_id: int) -> Review:
     return review
 
 
+def write_summary(*, user: Any, review_id: int, summary: str) -> Review:
+    """The reviewer's comment on the whole chat; writing one starts the review."""
+    review = _review_for_reviewer(user=user, review_id=review_id)
+    review.summary = (summary or "").strip()
+    fields = ["summary"]
+    if review.status == Review.Status.PENDING:
+        review.status = Review.Status.IN_REVIEW
+        fields.append("status")
+    review.save(update_fields=fields)
+    return review
+
+
 def annotate(
     *,
     user: Any,

@@ -198,3 +198,36 @@ def test_canned_insight_aggregates_uses_edits_and_scores(supervisor, agent, depa
     ) == (canned, 3, 0.667, 3.5)
     page = staff_client(supervisor).get(reverse("coaching:canned_insight"))
     assert "/greeting" in page.text and "67 %" in page.text
+
+
+def test_supervisor_annotates_in_the_admin(review, supervisor):
+    greeting = review.conversation.messages.get(seq=1)
+    url = reverse("admin:coaching_review_change", args=[review.pk])
+    form = {
+        "summary": "Friendly, but no closing.",
+        "annotations-TOTAL_FORMS": "2",
+        "annotations-INITIAL_FORMS": "0",
+        "annotations-MIN_NUM_FORMS": "0",
+        "annotations-MAX_NUM_FORMS": "1000",
+        "annotations-0-message": str(greeting.pk),
+        "annotations-0-category": "praise",
+        "annotations-0-comment": "Good use of the greeting",
+        "annotations-0-canned_fitted": "true",
+        "annotations-1-category": "coaching",
+        "annotations-1-comment": "Ask whether anything else is needed",
+        "annotations-1-canned_fitted": "unknown",
+    }
+    response = staff_client(supervisor).post(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    review.refresh_from_db()
+    assert (
+        review.summary == "Friendly, but no closing." and review.status == Review.Status.IN_REVIEW
+    )
+    got = sorted(
+        review.annotations.values_list("message_id", "category", "canned_fitted", "comment"),
+        key=lambda row: row[1],
+    )
+    assert got == [
+        (None, "coaching", None, "Ask whether anything else is needed"),
+        (greeting.pk, "praise", True, "Good use of the greeting"),
+    ]

@@ -61,12 +61,20 @@ def get_review_for_agent(*, user: Any, review_id: Any) -> Review:
     return review
 
 
-def transcript(*, review: Review) -> list[dict[str, Any]]:
+def transcript(*, review: Review, agent_user: Any = None) -> list[dict[str, Any]]:
     """The reviewed chat as lines: who said what and when, with what only staff could see marked,
     canned answers marked, and the review's annotations under the line they are about."""
     from chat.pipeline import display_names
 
-    messages = list(Message.objects.filter(conversation_id=review.conversation_id).order_by("seq"))
+    messages = Message.objects.filter(conversation_id=review.conversation_id).order_by("seq")
+    if agent_user is not None:
+        # The agent's inbox: whispers to someone else (a colleague before a transfer) stay hidden.
+        messages = messages.exclude(
+            Q(visibility=Message.Visibility.WHISPER)
+            & ~Q(whisper_to=agent_user)
+            & ~Q(sender=agent_user)
+        )
+    messages = list(messages)
     names = display_names([m.sender_id for m in messages if m.sender_id])
     notes: dict[int | None, list[Any]] = {}
     for a in review.annotations.all():

@@ -48,7 +48,7 @@ def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
         "coaching/review.html",
         {
             "review": review,
-            "lines": selectors.transcript(review=review),
+            "lines": selectors.transcript(review=review, agent_user=request.user),
             "chat_annotations": [a for a in review.annotations.all() if a.message_id is None],
             "answers": review.answers.select_related("criterion").order_by(
                 "criterion__position", "criterion__pk"

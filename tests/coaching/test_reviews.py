@@ -81,6 +81,18 @@ def test_agent_sees_only_shared_reviews_of_its_own(review, agent, second_agent, 
     alice = staff_client(agent.user)
     url = reverse("coaching:review", args=[review.pk])
     assert alice.get(url).status_code == 404  # not shared yet
+    chat = review.conversation
+    for seq, to in ((3, agent.user), (4, second_agent.user)):
+        Message.objects.create(
+            conversation=chat,
+            seq=seq,
+            role=Message.Role.SUPERVISOR,
+            sender=supervisor,
+            visibility="whisper",
+            whisper_to=to,
+            body=f"Whisper to {to.username.title()}",
+            created_at=chat.ended_at,
+        )
     services.annotate(
         user=supervisor,
         review_id=review.pk,
@@ -107,6 +119,7 @@ def test_agent_sees_only_shared_reviews_of_its_own(review, agent, second_agent, 
         "Close with a summary",
     ):
         assert text in page.text
+    assert "Whisper to Alice" in page.text and "Whisper to Bob" not in page.text
     bob = staff_client(second_agent.user)
     assert bob.get(url).status_code == 404
     assert url not in bob.get(reverse("coaching:inbox")).text

@@ -420,6 +420,7 @@ class AgentConsumer(JsonFrameConsumer):
         frame = {"type": "typing", "conversation_id": conversation_id, "role": "agent",
                  "active": bool(data.get("active", True))}
         await self.channel_layer.group_send(events.visitor_group(conversation_id), {"type": "chat.frame", "frame": frame})
+        await self.channel_layer.group_send(events.supervision_group(conversation_id), {"type": "chat.frame", "frame": frame})
 
     async def on_sync(self, data: dict[str, Any]) -> None:
         conversation_id = data.get("conversation_id")

@@ -26,6 +26,11 @@ def staff_group(conversation_id: int) -> str:
     return f"conv.{conversation_id}.s"
 
 
+def supervision_group(conversation_id: int) -> str:
+    """Supervisors sitting in on one conversation: the agent's typing (staff sockets get it not)."""
+    return f"conv.{conversation_id}.sup"
+
+
 def agent_group(user_id: int) -> str:
     return f"agent.{user_id}"
 

@@ -100,6 +100,7 @@ def staff_conversation_frame(conversation: Conversation) -> dict[str, Any]:
         "ended_at": _ts(conversation.ended_at),
         "ended_by": conversation.ended_by or None,
         "last_seq": conversation.last_seq,
+        "is_training": conversation.is_training,
     }
 
 

@@ -15,5 +15,6 @@ urlpatterns = [
     path("accounts/password/", include("compliance.password_urls")),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("compliance/", include("compliance.urls")),
+    path("coaching/", include("coaching.urls")),
     path("", include("chat.urls")),
 ]

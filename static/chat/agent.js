@@ -209,6 +209,8 @@
     entry.el.querySelector(".helping-info").hidden = !entry.helping;
     entry.el.querySelector(".title").textContent = (v.name || "Visitor") + " — " + (c.department && c.department.name || "") + " — " + c.status;
     entry.el.querySelector(".visitor-info").textContent = [v.email, v.page_url].filter(Boolean).join(" · ");
+    // A mock chat a supervisor plays (coaching): handled as usual, but marked as training.
+    if (c.is_training) { entry.el.classList.add("training"); entry.el.querySelector(".title").textContent += " — TRAINING"; }
     entry.el.querySelector(".offer").hidden = c.status !== "offered" || entry.helping;
     entry.el.querySelector(".active-tools").hidden = c.status !== "active";
     // A helper writes internal notes only and cannot end or hand over someone else's chat.

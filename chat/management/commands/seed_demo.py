@@ -104,6 +104,12 @@ class Command(BaseCommand):
         from chat.widget_demo_data import seed_widget_demo
 
         seed_widget_demo(support=support)
+        # By name, not by import: chat imports no other app (coaching seeds its own demo data).
+        from django.apps import apps
+        from django.core.management import call_command
+
+        if apps.is_installed("coaching"):
+            call_command("seed_coaching_demo", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(
             f"  Logins (password '{DEMO_PASSWORD}'): alice, bob (agents), supervisor, compliance, admin"

@@ -1,0 +1,161 @@
+"""The supervisor socket (/ws/supervisor/): live view, sit-in, whisper, barge-in.
+
+Thin like the other consumers: every check and change is in chat/oversight.py. Sitting in joins
+the chat's staff group (messages, visitor typing) and its supervision group (agent typing); no
+frame goes to the visitor, so the visitor cannot tell. Frames: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from chat import events, frames, oversight
+from chat.consumers import JsonFrameConsumer, _int_field
+from chat.pipeline import display_names
+
+
+class SupervisorConsumer(JsonFrameConsumer):
+    handlers = {
+        "live": "on_live",
+        "sit_in": "on_sit_in",
+        "leave": "on_leave",
+        "whisper": "on_whisper",
+        "barge_in": "on_barge_in",
+        "take_over": "on_take_over",
+        "message": "on_message",
+        "ping": "on_ping",
+    }
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        allowed = (
+            await database_sync_to_async(oversight.is_supervisor)(user=user) if user else False
+        )
+        if not allowed:
+            await self.close()  # refused at the handshake: HTTP 403
+            return
+        self.user = user
+        self.following: set[int] = set()
+        await self.accept()
+        await self.on_live({})
+
+    async def disconnect(self, code: int) -> None:
+        for conversation_id in list(getattr(self, "following", ())):
+            await self._leave(conversation_id)
+
+    def _ip(self) -> str | None:
+        client = self.scope.get("client")
+        return client[0] if client else None
+
+    async def on_live(self, data: dict[str, Any]) -> None:
+        rows = await database_sync_to_async(oversight.live_conversations)(user=self.user)
+        await self.send_frame({"type": "live", "conversations": rows})
+
+    async def on_sit_in(self, data: dict[str, Any]) -> None:
+        conversation_id = _int_field(data, "conversation_id")
+        after_seq = _int_field(data, "last_seq", default=0)
+        await database_sync_to_async(oversight.sit_in)(
+            user=self.user, conversation_id=conversation_id, source_ip=self._ip()
+        )
+        self.following.add(conversation_id)
+        await self.channel_layer.group_add(events.staff_group(conversation_id), self.channel_name)
+        await self.channel_layer.group_add(
+            events.supervision_group(conversation_id), self.channel_name
+        )
+        # Join first, then read: a message in between arrives twice at worst (clients dedupe by seq).
+        await self.send_frame(
+            await database_sync_to_async(self._history)(conversation_id, after_seq)
+        )
+
+    def _history(self, conversation_id: int, after_seq: int) -> dict[str, Any]:
+        conversation = oversight.get_conversation_for_supervisor(
+            user=self.user, conversation_id=conversation_id
+        )
+        messages = oversight.supervisor_messages_after(
+            conversation=conversation, after_seq=after_seq
+        )
+        names = display_names([m.sender_id for m in messages if m.sender_id])
+        frame = frames.staff_conversation_frame(conversation)
+        frame["is_training"] = conversation.is_training
+        return {
+            "type": "history",
+            "conversation_id": conversation.pk,
+            "conversation": frame,
+            "messages": [
+                frames.staff_message_frame(m, author=names.get(m.sender_id)) for m in messages
+            ],
+            "last_seq": conversation.last_seq,
+        }
+
+    async def _leave(self, conversation_id: int) -> None:
+        self.following.discard(conversation_id)
+        await self.channel_layer.group_discard(
+            events.staff_group(conversation_id), self.channel_name
+        )
+        await self.channel_layer.group_discard(
+            events.supervision_group(conversation_id), self.channel_name
+        )
+
+    async def on_leave(self, data: dict[str, Any]) -> None:
+        await self._leave(_int_field(data, "conversation_id"))
+
+    async def on_whisper(self, data: dict[str, Any]) -> None:
+        message = await database_sync_to_async(oversight.whisper)(
+            user=self.user,
+            conversation_id=data.get("conversation_id"),
+            body=data.get("body"),
+            client_id=data.get("client_id"),
+            source_ip=self._ip(),
+        )
+        await self.send_frame(
+            {
+                "type": "ack",
+                "client_id": message.client_id,
+                "seq": message.seq,
+                "conversation_id": message.conversation_id,
+            }
+        )
+
+    async def on_barge_in(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(oversight.barge_in)(
+            user=self.user, conversation_id=data.get("conversation_id"), source_ip=self._ip()
+        )
+
+    async def on_take_over(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(oversight.take_over)(
+            user=self.user, conversation_id=data.get("conversation_id"), source_ip=self._ip()
+        )
+
+    async def on_message(self, data: dict[str, Any]) -> None:
+        message = await database_sync_to_async(oversight.post_supervisor_message)(
+            user=self.user,
+            conversation_id=data.get("conversation_id"),
+            body=data.get("body"),
+            client_id=data.get("client_id"),
+        )
+        await self.send_frame(
+            {
+                "type": "ack",
+                "client_id": message.client_id,
+                "seq": message.seq,
+                "conversation_id": message.conversation_id,
+            }
+        )
+
+    async def on_ping(self, data: dict[str, Any]) -> None:
+        await self.send_frame({"type": "pong"})
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        frame = event["frame"]
+        if frame.get("conversation_id") not in self.following:
+            return
+        await self.send_frame(frame)
+
+    # Events an agent socket acts on; a supervisor following the chat only needs the frame.
+    async def chat_subscribe(self, event: dict[str, Any]) -> None:
+        await self.chat_frame(event)
+
+    async def chat_unsubscribe(self, event: dict[str, Any]) -> None:
+        await self.chat_frame(event)

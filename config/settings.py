@@ -144,6 +144,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "chat-sweep": {"task": "chat.tasks.sweep", "schedule": 5.0},
+    "reporting-refresh-today": {"task": "reporting.tasks.refresh_today", "schedule": 300.0},
 }
 
 # --- E-mail ---------------------------------------------------------------------------

@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("compliance/", include("compliance.urls")),
+    path("", include("reporting.urls")),
     path("", include("chat.urls")),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -173,3 +174,66 @@ class AgentOccupancy(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["day", "agent"], name="agent_occupancy_unique")
         ]
+
+
+class MetricReport(models.Model):
+    """A scheduled metric e-mail; its timing lives in a django-celery-beat PeriodicTask it owns."""
+
+    class Frequency(models.TextChoices):
+        DAILY = "daily", "Daily (yesterday's figures, at 07:00)"
+        WEEKLY = "weekly", "Weekly (the last 7 days, Mondays at 07:00)"
+        MONTHLY = "monthly", "Monthly (the previous month, on the 1st at 07:00)"
+        CRON = "cron", "Cron expression (the last 7 days)"
+
+    SECTION_CHOICES = (
+        ("headlines", "Headline figures"),
+        ("daily", "Chats per day"),
+        ("agents", "Agents"),
+    )
+
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    recipients = models.TextField(help_text="E-mail addresses, separated by commas or new lines.")
+    frequency = models.CharField(max_length=10, choices=Frequency.choices, default=Frequency.WEEKLY)
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Five fields: minute hour day-of-month month day-of-week.",
+    )
+    departments = models.ManyToManyField(
+        Department,
+        blank=True,
+        related_name="+",
+        help_text="None selected: every department the owner may see.",
+    )
+    sections = models.JSONField(default=list, blank=True)
+    # Figures are computed with this user's access: a report never shows more than its owner may see.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def recipient_list(self) -> list[str]:
+        return [a.strip() for a in self.recipients.replace("\n", ",").split(",") if a.strip()]
+
+
+class MetricReportSend(models.Model):
+    """One attempt to send a report: when, to whom, and whether it worked (failures are retried)."""
+
+    report = models.ForeignKey(MetricReport, on_delete=models.CASCADE, related_name="sends")
+    attempted_at = models.DateTimeField()
+    recipients = models.TextField()
+    attempt = models.PositiveSmallIntegerField(default=1)
+    success = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-attempted_at", "-pk"]

@@ -24,3 +24,22 @@ def refresh_conversation_day(conversation_id: int) -> None:
 @shared_task(name="reporting.tasks.recompute_range", ignore_result=True)
 def recompute_range(start: str, end: str) -> None:
     services.recompute_days(start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end))
+
+
+@shared_task(
+    name="reporting.tasks.send_metric_report",
+    bind=True,
+    ignore_result=True,
+    max_retries=3,
+    default_retry_delay=60,
+)
+def send_metric_report(self, report_id: int) -> None:
+    """Beat fires this on the report's crontab; a failed send is recorded and retried."""
+    from reporting import schedules
+
+    try:
+        schedules.send_report(report_id=report_id, attempt=self.request.retries + 1)
+    except Exception as exc:
+        if self.request.retries >= self.max_retries or self.request.is_eager:
+            raise
+        raise self.retry(exc=exc) from exc

@@ -1,6 +1,7 @@
 """Demo data for `make run`: a supervisor, two agents, two departments, canned answers. Idempotent."""
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -49,5 +50,7 @@ class Command(BaseCommand):
             CannedResponse.objects.get_or_create(
                 shortcut=shortcut, department=None, owner=None, defaults={"title": title, "body": body}
             )
+        # Reporting's history (a few weeks of chats) so the dashboard's charts are not empty.
+        call_command("seed_history", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  Logins (password '{DEMO_PASSWORD}'): supervisor (back office), alice, bob (agents)")

@@ -198,13 +198,16 @@ def _insert(model: type, mapping: list[tuple[str, str]], qs: QuerySet) -> None:
         cursor.execute(f"INSERT INTO {table} ({names}) {sql}", params)
 
 
-# Occupancy: every online presence interval and every accepted assignment (clipped to the day)
-# becomes a +1 and a -1 event; running sums over the agent's events, ordered by time, give at
+# Occupancy: every online presence interval and every accepted assignment (clipped to the range)
+# becomes a +1 and a -1 event, and every local midnight of the range a 0 event for each agent, so
+# no stretch crosses midnight. Running sums over the agent's events, ordered by time, give at
 # each instant whether the agent is online and how many chats it holds; LEAD gives how long that
-# lasts. Events at the same instant are peers of the RANGE frame, so they share one running sum
-# and only the last of them carries the length: ties need no special order.
+# lasts; the day whose [lo, hi) holds the stretch's start is its day. Events at the same instant
+# are peers of the RANGE frame, so they share one running sum and only the last of them carries
+# the length: ties need no special order.
 _OCCUPANCY_SQL = """
-WITH ev AS (
+WITH days (d, lo, hi) AS (VALUES {days}),
+ev AS (
     SELECT p.agent_id AS agent_id, {greatest}(p.started_at, %(lo)s) AS t, 0 AS dc, 1 AS dn
       FROM chat_presenceinterval p
      WHERE p.status = 'online' AND p.started_at < %(hi)s AND COALESCE(p.ended_at, %(now)s) > %(lo)s
@@ -222,46 +225,75 @@ WITH ev AS (
       FROM chat_assignment a JOIN chat_conversation c ON c.id = a.conversation_id
      WHERE a.accepted_at IS NOT NULL AND NOT c.is_training
        AND a.accepted_at < %(hi)s AND COALESCE(a.ended_at, %(now)s) > %(lo)s
+), allev AS (
+    SELECT agent_id, t, dc, dn FROM ev
+    UNION ALL
+    SELECT x.agent_id, days.lo, 0, 0 FROM (SELECT DISTINCT agent_id FROM ev) x CROSS JOIN days
 ), run AS (
     SELECT agent_id, t,
            SUM(dc) OVER (PARTITION BY agent_id ORDER BY t) AS chats,
            SUM(dn) OVER (PARTITION BY agent_id ORDER BY t) AS online,
            LEAD(t) OVER (PARTITION BY agent_id ORDER BY t) AS nt
-      FROM ev
+      FROM allev
 )
-SELECT agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END AS busy, SUM({seconds}) AS secs
-  FROM run
+SELECT days.d, run.agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END AS busy, SUM({seconds}) AS secs
+  FROM run JOIN days ON run.t >= days.lo AND run.t < days.hi
  WHERE online > 0 AND nt IS NOT NULL AND nt > t
- GROUP BY agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END
+ GROUP BY days.d, run.agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END
 """
 
 
-def _occupancy_sql() -> str:
+def _occupancy_sql(n_days: int) -> str:
     if connection.vendor == "postgresql":
-        return _OCCUPANCY_SQL.format(
-            greatest="GREATEST", least="LEAST", seconds="EXTRACT(EPOCH FROM (nt - t))"
-        )
-    # SQLite: the two-argument MAX/MIN are scalar; julianday() is in days.
-    return _OCCUPANCY_SQL.format(
-        greatest="MAX", least="MIN", seconds="(julianday(nt) - julianday(t)) * 86400.0"
-    )
+        days = ", ".join(["(%s, %s::timestamptz, %s::timestamptz)"] * n_days)
+        parts = {
+            "greatest": "GREATEST",
+            "least": "LEAST",
+            "seconds": "EXTRACT(EPOCH FROM (nt - t))",
+        }
+    else:
+        # SQLite: the two-argument MAX/MIN are scalar; julianday() is in days.
+        days = ", ".join(["(%s, %s, %s)"] * n_days)
+        parts = {
+            "greatest": "MAX",
+            "least": "MIN",
+            "seconds": "(julianday(nt) - julianday(t)) * 86400.0",
+        }
+    return _OCCUPANCY_SQL.format(days=days, **parts)
 
 
-def _recompute_occupancy(*, day: dt.date, tz: zoneinfo.ZoneInfo, now: dt.datetime) -> None:
-    lo, hi = local_day_bounds(start=day, end=day, tz=tz)
+def _recompute_occupancy(
+    *, start: dt.date, end: dt.date, tz: zoneinfo.ZoneInfo, now: dt.datetime
+) -> None:
     adapt = connection.ops.adapt_datetimefield_value
-    params = {"lo": adapt(lo), "hi": adapt(hi), "now": adapt(min(now, hi))}
-    per_agent: dict[int, list[float]] = {}
+    lo, hi = local_day_bounds(start=start, end=end, tz=tz)
+    days = []
+    day = start
+    while day <= end:
+        d_lo, d_hi = local_day_bounds(start=day, end=day, tz=tz)
+        days.append((day.toordinal(), adapt(d_lo), adapt(d_hi)))
+        day += dt.timedelta(days=1)
+    # Named placeholders for the range, positional ones for the day list: render the day list
+    # into %(d0)s… names so one parameter style is used throughout.
+    sql = _occupancy_sql(len(days))
+    params: dict[str, object] = {"lo": adapt(lo), "hi": adapt(hi), "now": adapt(min(now, hi))}
+    pieces = sql.split("%s")
+    named = [pieces[0]]
+    for i, piece in enumerate(pieces[1:]):
+        named.append(f"%(v{i})s")
+        named.append(piece)
+        params[f"v{i}"] = days[i // 3][i % 3]
+    buckets: dict[tuple[int, int], list[float]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(_occupancy_sql(), params)
-        for agent_id, busy, secs in cursor.fetchall():
-            per_agent.setdefault(agent_id, [0.0, 0.0, 0.0, 0.0])[int(busy)] += float(secs)
+        cursor.execute("".join(named), params)
+        for ordinal, agent_id, busy, secs in cursor.fetchall():
+            buckets.setdefault((ordinal, agent_id), [0.0, 0.0, 0.0, 0.0])[int(busy)] += float(secs)
     rows = []
-    for agent_id, buckets in per_agent.items():
-        s = [round(b) for b in buckets]
+    for (ordinal, agent_id), b in buckets.items():
+        s = [round(x) for x in b]
         rows.append(
             AgentOccupancy(
-                day=day,
+                day=dt.date.fromordinal(ordinal),
                 agent_id=agent_id,
                 online_seconds=sum(s),
                 seconds_0=s[0],
@@ -270,7 +302,7 @@ def _recompute_occupancy(*, day: dt.date, tz: zoneinfo.ZoneInfo, now: dt.datetim
                 seconds_3plus=s[3],
             )
         )
-    AgentOccupancy.objects.bulk_create(rows)
+    AgentOccupancy.objects.bulk_create(rows, batch_size=2000)
 
 
 def recompute_days(*, start: dt.date, end: dt.date, now: dt.datetime | None = None) -> None:
@@ -333,10 +365,7 @@ def recompute_days(*, start: dt.date, end: dt.date, now: dt.datetime | None = No
         )
 
         AgentOccupancy.objects.filter(day__gte=start, day__lte=end).delete()
-        day = start
-        while day <= end:
-            _recompute_occupancy(day=day, tz=tz, now=now)
-            day += dt.timedelta(days=1)
+        _recompute_occupancy(start=start, end=end, tz=tz, now=now)
 
 
 def recompute_conversation_day(*, conversation_id: int) -> None:

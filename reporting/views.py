@@ -32,6 +32,8 @@ HEADLINES = [
     ("session_median", "Session length, median", "seconds", None),
     ("session_p90", "Session length, p90", "seconds", None),
     ("handle_avg", "Handle time, average", "seconds", None),
+    ("handle_median", "Handle time, median", "seconds", None),
+    ("handle_p90", "Handle time, p90", "seconds", None),
     ("survey_response_rate", "Survey response rate", "percent", None),
     ("average_rating", "Average rating", "number", None),
     ("csat", "CSAT (4 and 5)", "percent", None),

@@ -7,126 +7,257 @@ import reporting.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('chat', '0003_workspace_tickets_surveys_invitations'),
+        ("chat", "0003_workspace_tickets_surveys_invitations"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReportingSettings',
+            name="ReportingSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('time_zone', models.CharField(default='UTC', help_text='Reporting days run from midnight to midnight in this time zone, e.g. Europe/Berlin.', max_length=64, validators=[reporting.models.validate_time_zone])),
-                ('max_range_days', models.PositiveIntegerField(default=400, help_text='Longest date range the dashboard accepts in one request.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "time_zone",
+                    models.CharField(
+                        default="UTC",
+                        help_text="Reporting days run from midnight to midnight in this time zone, e.g. Europe/Berlin.",
+                        max_length=64,
+                        validators=[reporting.models.validate_time_zone],
+                    ),
+                ),
+                (
+                    "max_range_days",
+                    models.PositiveIntegerField(
+                        default=400,
+                        help_text="Longest date range the dashboard accepts in one request.",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'reporting settings',
-                'verbose_name_plural': 'reporting settings',
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='reporting_settings_singleton')],
+                "verbose_name": "reporting settings",
+                "verbose_name_plural": "reporting settings",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("pk", 1)), name="reporting_settings_singleton"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='AgentOccupancy',
+            name="AgentOccupancy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('online_seconds', models.PositiveIntegerField(default=0)),
-                ('seconds_0', models.PositiveIntegerField(default=0)),
-                ('seconds_1', models.PositiveIntegerField(default=0)),
-                ('seconds_2', models.PositiveIntegerField(default=0)),
-                ('seconds_3plus', models.PositiveIntegerField(default=0)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.agentprofile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("online_seconds", models.PositiveIntegerField(default=0)),
+                ("seconds_0", models.PositiveIntegerField(default=0)),
+                ("seconds_1", models.PositiveIntegerField(default=0)),
+                ("seconds_2", models.PositiveIntegerField(default=0)),
+                ("seconds_3plus", models.PositiveIntegerField(default=0)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.agentprofile",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('day', 'agent'), name='agent_occupancy_unique')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("day", "agent"), name="agent_occupancy_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ConversationFact',
+            name="ConversationFact",
             fields=[
-                ('conversation', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='chat.conversation')),
-                ('day', models.DateField()),
-                ('hour', models.PositiveSmallIntegerField()),
-                ('status', models.CharField(max_length=10)),
-                ('wait', models.DurationField(null=True)),
-                ('first_response', models.DurationField(null=True)),
-                ('session', models.DurationField(null=True)),
-                ('handle', models.DurationField(null=True)),
-                ('transfers', models.PositiveIntegerField(default=0)),
-                ('canned_uses', models.PositiveIntegerField(default=0)),
-                ('tickets', models.PositiveIntegerField(default=0)),
-                ('rating', models.PositiveSmallIntegerField(null=True)),
-                ('proactive', models.BooleanField(default=False)),
-                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.agentprofile')),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.department')),
+                (
+                    "conversation",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="chat.conversation",
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("hour", models.PositiveSmallIntegerField()),
+                ("status", models.CharField(max_length=10)),
+                ("wait", models.DurationField(null=True)),
+                ("first_response", models.DurationField(null=True)),
+                ("session", models.DurationField(null=True)),
+                ("handle", models.DurationField(null=True)),
+                ("transfers", models.PositiveIntegerField(default=0)),
+                ("canned_uses", models.PositiveIntegerField(default=0)),
+                ("tickets", models.PositiveIntegerField(default=0)),
+                ("rating", models.PositiveSmallIntegerField(null=True)),
+                ("proactive", models.BooleanField(default=False)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.agentprofile",
+                    ),
+                ),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.department",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['day', 'department', 'agent'], name='reporting_c_day_45f92a_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["day", "department", "agent"], name="reporting_c_day_45f92a_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DailyRollup',
+            name="DailyRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('chats', models.PositiveIntegerField(default=0)),
-                ('missed', models.PositiveIntegerField(default=0)),
-                ('abandoned', models.PositiveIntegerField(default=0)),
-                ('accepted', models.PositiveIntegerField(default=0)),
-                ('wait_count', models.PositiveIntegerField(default=0)),
-                ('wait_sum', models.DurationField(null=True)),
-                ('first_response_count', models.PositiveIntegerField(default=0)),
-                ('first_response_sum', models.DurationField(null=True)),
-                ('session_count', models.PositiveIntegerField(default=0)),
-                ('session_sum', models.DurationField(null=True)),
-                ('handle_count', models.PositiveIntegerField(default=0)),
-                ('handle_sum', models.DurationField(null=True)),
-                ('ended', models.PositiveIntegerField(default=0, help_text='Accepted chats that have ended: surveys were possible.')),
-                ('surveys', models.PositiveIntegerField(default=0)),
-                ('rating_sum', models.PositiveIntegerField(default=0)),
-                ('satisfied', models.PositiveIntegerField(default=0, help_text='Surveys rated 4 or 5.')),
-                ('transfers', models.PositiveIntegerField(default=0)),
-                ('tickets', models.PositiveIntegerField(default=0)),
-                ('canned_uses', models.PositiveIntegerField(default=0)),
-                ('proactive_chats', models.PositiveIntegerField(default=0)),
-                ('qa_count', models.PositiveIntegerField(default=0)),
-                ('qa_score_sum', models.FloatField(default=0)),
-                ('agent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.agentprofile')),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.department')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("chats", models.PositiveIntegerField(default=0)),
+                ("missed", models.PositiveIntegerField(default=0)),
+                ("abandoned", models.PositiveIntegerField(default=0)),
+                ("accepted", models.PositiveIntegerField(default=0)),
+                ("wait_count", models.PositiveIntegerField(default=0)),
+                ("wait_sum", models.DurationField(null=True)),
+                ("first_response_count", models.PositiveIntegerField(default=0)),
+                ("first_response_sum", models.DurationField(null=True)),
+                ("session_count", models.PositiveIntegerField(default=0)),
+                ("session_sum", models.DurationField(null=True)),
+                ("handle_count", models.PositiveIntegerField(default=0)),
+                ("handle_sum", models.DurationField(null=True)),
+                (
+                    "ended",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Accepted chats that have ended: surveys were possible.",
+                    ),
+                ),
+                ("surveys", models.PositiveIntegerField(default=0)),
+                ("rating_sum", models.PositiveIntegerField(default=0)),
+                (
+                    "satisfied",
+                    models.PositiveIntegerField(default=0, help_text="Surveys rated 4 or 5."),
+                ),
+                ("transfers", models.PositiveIntegerField(default=0)),
+                ("tickets", models.PositiveIntegerField(default=0)),
+                ("canned_uses", models.PositiveIntegerField(default=0)),
+                ("proactive_chats", models.PositiveIntegerField(default=0)),
+                ("qa_count", models.PositiveIntegerField(default=0)),
+                ("qa_score_sum", models.FloatField(default=0)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.agentprofile",
+                    ),
+                ),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.department",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['day', 'department', 'agent'], name='reporting_d_day_b197dd_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["day", "department", "agent"], name="reporting_d_day_b197dd_idx"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='HourlyVolume',
+            name="HourlyVolume",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('hour', models.PositiveSmallIntegerField()),
-                ('chats', models.PositiveIntegerField(default=0)),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.department')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("hour", models.PositiveSmallIntegerField()),
+                ("chats", models.PositiveIntegerField(default=0)),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.department",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('day', 'department', 'hour'), name='hourly_volume_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("day", "department", "hour"), name="hourly_volume_unique"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='InvitationRollup',
+            name="InvitationRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('day', models.DateField()),
-                ('sent', models.PositiveIntegerField(default=0)),
-                ('accepted', models.PositiveIntegerField(default=0)),
-                ('declined', models.PositiveIntegerField(default=0)),
-                ('chats', models.PositiveIntegerField(default=0)),
-                ('department', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='chat.department')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("sent", models.PositiveIntegerField(default=0)),
+                ("accepted", models.PositiveIntegerField(default=0)),
+                ("declined", models.PositiveIntegerField(default=0)),
+                ("chats", models.PositiveIntegerField(default=0)),
+                (
+                    "department",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="chat.department",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('day', 'department'), name='invitation_rollup_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("day", "department"), name="invitation_rollup_unique"
+                    )
+                ],
             },
         ),
     ]

@@ -6,44 +6,108 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0003_workspace_tickets_surveys_invitations'),
-        ('django_celery_beat', '0019_alter_periodictasks_options'),
-        ('reporting', '0001_initial'),
+        ("chat", "0003_workspace_tickets_surveys_invitations"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+        ("reporting", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MetricReport',
+            name="MetricReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('enabled', models.BooleanField(default=True)),
-                ('recipients', models.TextField(help_text='E-mail addresses, separated by commas or new lines.')),
-                ('frequency', models.CharField(choices=[('daily', "Daily (yesterday's figures, at 07:00)"), ('weekly', 'Weekly (the last 7 days, Mondays at 07:00)'), ('monthly', 'Monthly (the previous month, on the 1st at 07:00)'), ('cron', 'Cron expression (the last 7 days)')], default='weekly', max_length=10)),
-                ('cron', models.CharField(blank=True, help_text='Five fields: minute hour day-of-month month day-of-week.', max_length=100)),
-                ('sections', models.JSONField(blank=True, default=list)),
-                ('last_run_at', models.DateTimeField(blank=True, null=True)),
-                ('departments', models.ManyToManyField(blank=True, help_text='None selected: every department the owner may see.', related_name='+', to='chat.department')),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('periodic_task', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='django_celery_beat.periodictask')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "recipients",
+                    models.TextField(
+                        help_text="E-mail addresses, separated by commas or new lines."
+                    ),
+                ),
+                (
+                    "frequency",
+                    models.CharField(
+                        choices=[
+                            ("daily", "Daily (yesterday's figures, at 07:00)"),
+                            ("weekly", "Weekly (the last 7 days, Mondays at 07:00)"),
+                            ("monthly", "Monthly (the previous month, on the 1st at 07:00)"),
+                            ("cron", "Cron expression (the last 7 days)"),
+                        ],
+                        default="weekly",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "cron",
+                    models.CharField(
+                        blank=True,
+                        help_text="Five fields: minute hour day-of-month month day-of-week.",
+                        max_length=100,
+                    ),
+                ),
+                ("sections", models.JSONField(blank=True, default=list)),
+                ("last_run_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "departments",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="None selected: every department the owner may see.",
+                        related_name="+",
+                        to="chat.department",
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "periodic_task",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="django_celery_beat.periodictask",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='MetricReportSend',
+            name="MetricReportSend",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('attempted_at', models.DateTimeField()),
-                ('recipients', models.TextField()),
-                ('attempt', models.PositiveSmallIntegerField(default=1)),
-                ('success', models.BooleanField(default=False)),
-                ('error', models.TextField(blank=True)),
-                ('report', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sends', to='reporting.metricreport')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("attempted_at", models.DateTimeField()),
+                ("recipients", models.TextField()),
+                ("attempt", models.PositiveSmallIntegerField(default=1)),
+                ("success", models.BooleanField(default=False)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "report",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sends",
+                        to="reporting.metricreport",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-attempted_at', '-pk'],
+                "ordering": ["-attempted_at", "-pk"],
             },
         ),
     ]

@@ -149,15 +149,15 @@ def main() -> None:
             n_conv, n_msg = cursor.fetchone()
 
         start, end = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
-        if os.environ.get("BENCH_PROFILE"):
-            import cProfile
+        now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        if os.environ.get("BENCH_EXPLAIN"):
+            # The plan of the biggest statement, the facts INSERT … SELECT, for tuning.
+            from reporting.models import ReportingSettings
 
-            cProfile.runctx(
-                "services.recompute_days(start=start, end=end, now=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))",
-                globals(),
-                {"services": services, "start": start, "end": end, "dt": dt},
-                sort="cumtime",
-            )
+            tz = ReportingSettings.load().tzinfo
+            lo, hi = services.local_day_bounds(start=start, end=end, tz=tz)
+            qs = services._facts_source(lo=lo, hi=hi, tz=tz)
+            print(qs.values_list(*[c for _, c in services._FACT_COLUMNS]).explain(analyze=True))
         recompute = []
         for _ in range(args.runs):
             t0 = time.perf_counter()

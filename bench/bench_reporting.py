@@ -167,6 +167,10 @@ def main() -> None:
         boss = get_user_model().objects.get(username="u0")
 
         def page() -> None:
+            with selectors.without_jit():
+                _page()
+
+        def _page() -> None:
             selectors.summary(user=boss, start=start, end=end)
             selectors.summary(
                 user=boss, start=start - dt.timedelta(days=365), end=start - dt.timedelta(days=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -47,6 +47,7 @@ from reporting.models import (
     InvitationRollup,
     ReportingSettings,
 )
+from reporting.selectors import without_jit
 
 
 def local_day_bounds(
@@ -312,7 +313,7 @@ def recompute_days(*, start: dt.date, end: dt.date, now: dt.datetime | None = No
     now = now or timezone.now()
     tz = ReportingSettings.load().tzinfo
     lo, hi = local_day_bounds(start=start, end=end, tz=tz)
-    with transaction.atomic():
+    with without_jit():
         ConversationFact.objects.filter(Q(day__gte=start, day__lte=end)).delete()
         # A fact of this window may sit on another day after the time zone changed.
         ConversationFact.objects.filter(

@@ -93,6 +93,11 @@ CSV_TABLES = ("summary", "daily", "hourly", "agents")
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
+    with selectors.without_jit():
+        return _dashboard(request)
+
+
+def _dashboard(request: HttpRequest) -> HttpResponse:
     """Admin view: headline figures vs the previous range, charts, per-agent table, CSV export."""
     form = DashboardFilterForm(request.GET or None, user=request.user)
     if request.GET and not form.is_valid():

@@ -180,6 +180,15 @@ def main() -> None:
             selectors.agent_table(user=boss, start=start, end=end)
 
         page()
+        if os.environ.get("BENCH_EXPLAIN"):
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as ctx:
+                t0 = time.perf_counter()
+                page()
+                print(f"page: {len(ctx.captured_queries)} queries, {time.perf_counter() - t0:.3f} s")
+            for q in sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:6]:
+                print(q["time"], q["sql"][:300])
         reads = []
         for _ in range(args.runs * 20):
             t0 = time.perf_counter()

@@ -94,6 +94,29 @@ def percentiles(qs: QuerySet, field: str, ps: tuple[float, ...] = (0.5, 0.9)) ->
     return [round(at[lo] + (h - lo) * (at[hi] - at[lo]), 3) for h, lo, hi in positions.values()]
 
 
+def percentiles_of_fields(qs: QuerySet, fields: list[str]) -> dict[str, list[float | None]]:
+    """Median and p90 of several duration fields: on PostgreSQL one scan with percentile_cont
+    (the same definition as `percentiles`), elsewhere ranked field by field."""
+    if connection.vendor != "postgresql":
+        return {field: percentiles(qs, field) for field in fields}
+    sql, params = qs.values(*fields).query.sql_with_params()
+    columns = ", ".join(
+        f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.{connection.ops.quote_name(field)})"
+        for field in fields
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM ({sql}) f", params)
+        row = cursor.fetchone()
+    out: dict[str, list[float | None]] = {}
+    for field, values in zip(fields, row, strict=True):
+        out[field] = (
+            [None, None]
+            if values is None
+            else [None if v is None else round(_seconds(v), 3) for v in values]
+        )
+    return out
+
+
 def _scope(
     model: type,
     *,
@@ -174,6 +197,7 @@ def summary(
         # Slot for coaching's QA scores (0 evaluations until coaching fills it).
         "qa_average": _ratio(r["qa_score_sum"] or 0, r["qa_count"] or 0),
     }
+    spread = percentiles_of_fields(facts, ["wait", "first_response", "session", "handle"])
     for name, count_key, sum_key, field in (
         ("wait", "wait_count", "wait_sum", "wait"),
         ("first_response", "fr_count", "fr_sum", "first_response"),
@@ -181,7 +205,7 @@ def summary(
         ("handle", "handle_count", "handle_sum", "handle"),
     ):
         out[f"{name}_avg"] = _ratio(_seconds(r[sum_key]), r[count_key] or 0)
-        out[f"{name}_median"], out[f"{name}_p90"] = percentiles(facts, field)
+        out[f"{name}_median"], out[f"{name}_p90"] = spread[field]
     return out
 
 

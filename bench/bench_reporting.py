@@ -158,6 +158,13 @@ def main() -> None:
             lo, hi = services.local_day_bounds(start=start, end=end, tz=tz)
             qs = services._facts_source(lo=lo, hi=hi, tz=tz)
             print(qs.values_list(*[c for _, c in services._FACT_COLUMNS]).explain(analyze=True))
+        if os.environ.get("BENCH_EXPLAIN"):
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as ctx:
+                services.recompute_days(start=start, end=end, now=now)
+            for q in sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:8]:
+                print("recompute:", q["time"], q["sql"][:160])
         recompute = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
@@ -186,7 +193,9 @@ def main() -> None:
             with CaptureQueriesContext(connection) as ctx:
                 t0 = time.perf_counter()
                 page()
-                print(f"page: {len(ctx.captured_queries)} queries, {time.perf_counter() - t0:.3f} s")
+                print(
+                    f"page: {len(ctx.captured_queries)} queries, {time.perf_counter() - t0:.3f} s"
+                )
             for q in sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:6]:
                 print(q["time"], q["sql"][:300])
         reads = []

@@ -96,9 +96,7 @@ def _facts_source(*, lo: dt.datetime, hi: dt.datetime, tz: zoneinfo.ZoneInfo) ->
         f_transfers=_count_of(
             Assignment.objects.filter(conversation=OuterRef("pk"), end_reason="transferred")
         ),
-        f_canned=_count_of(
-            Message.objects.filter(conversation=OuterRef("pk"), meta__has_key="canned")
-        ),
+        f_canned=Value(0),  # filled by _update_canned_uses
         f_tickets=_count_of(Ticket.objects.filter(conversation=OuterRef("pk"))),
         f_rating=Subquery(
             SurveyResponse.objects.filter(conversation=OuterRef("pk")).values("rating")[:1]
@@ -124,6 +122,33 @@ _FACT_COLUMNS = [
     ("rating", "f_rating"),
     ("proactive", "f_proactive"),
 ]
+
+
+def _update_canned_uses(*, lo: dt.datetime, hi: dt.datetime) -> None:
+    """Canned-response uses per conversation, from one grouped scan of the range's messages.
+
+    A correlated count per conversation read every message's row through the index one
+    conversation at a time, which was most of the facts' cost at a million messages.
+    """
+    counts = (
+        Message.objects.filter(
+            meta__has_key="canned",
+            conversation__created_at__gte=lo,
+            conversation__created_at__lt=hi,
+            conversation__is_training=False,
+        )
+        .values("conversation_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    sql, params = counts.query.sql_with_params()
+    table = connection.ops.quote_name(ConversationFact._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET canned_uses = x.n FROM ({sql}) x "
+            f"WHERE {table}.conversation_id = x.conversation_id",
+            params,
+        )
 
 
 def _rollup_source(*, start: dt.date, end: dt.date) -> QuerySet:
@@ -320,6 +345,7 @@ def recompute_days(*, start: dt.date, end: dt.date, now: dt.datetime | None = No
             conversation__created_at__gte=lo, conversation__created_at__lt=hi
         ).delete()
         _insert(ConversationFact, _FACT_COLUMNS, _facts_source(lo=lo, hi=hi, tz=tz))
+        _update_canned_uses(lo=lo, hi=hi)
 
         DailyRollup.objects.filter(day__gte=start, day__lte=end).delete()
         _insert(DailyRollup, _ROLLUP_COLUMNS, _rollup_source(start=start, end=end))

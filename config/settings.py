@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "reporting",
     "axes",
     "csp",
+    "django_celery_beat",
 ]
 
 MIDDLEWARE = [
@@ -162,11 +163,17 @@ CELERY_BEAT_SCHEDULE = {
     "chat-sweep": {"task": "chat.tasks.sweep", "schedule": 5.0},
     "compliance-retry-archives": {"task": "compliance.tasks.retry_archives", "schedule": 60.0},
     "compliance-purge-expired": {"task": "compliance.tasks.purge_expired", "schedule": 3600.0},
+    "reporting-refresh-today": {"task": "reporting.tasks.refresh_today", "schedule": 300.0},
 }
+# Real mode: beat also reads the metric e-mail schedules edited in admin (django-celery-beat);
+# CELERY_BEAT_SCHEDULE above is merged into its database on start.
+if REAL_MODE:
+    CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- E-mail ---------------------------------------------------------------------------
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "coachline@localhost")
+EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 
 # --- Chat -----------------------------------------------------------------------------
 CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=1)

@@ -16,5 +16,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("compliance/", include("compliance.urls")),
     path("coaching/", include("coaching.urls")),
+    path("", include("reporting.urls")),
     path("", include("chat.urls")),
 ]

@@ -4,6 +4,7 @@ Idempotent; each run prints new backup codes (the demo logins' second factor).""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -110,6 +111,8 @@ class Command(BaseCommand):
 
         if apps.is_installed("coaching"):
             call_command("seed_coaching_demo", stdout=self.stdout)
+        # Reporting's history (a few weeks of chats) so the dashboard's charts are not empty.
+        call_command("seed_history", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(
             f"  Logins (password '{DEMO_PASSWORD}'): alice, bob (agents), supervisor, compliance, admin"

@@ -1,0 +1,235 @@
+"""What reporting costs on PostgreSQL: recomputing a year, and the dashboard's reads.
+
+Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/<yours> .venv/bin/python bench/bench_reporting.py
+     [--runs 5] [--conversations 100000] [--messages 10]
+
+It creates a scratch database `<yours>_bench_reporting` (dropped at the end), migrates it and
+fills it with SQL (generate_series): N conversations spread over 365 days in two departments and
+ten agents, M messages each (N·M messages; 10 % carry a canned-response marker), one accepted
+assignment per answered chat (5 % transferred to a second agent), surveys on 40 %, invitations,
+and a 9-hour online presence interval per agent per day.
+
+1. Recompute: `recompute_days` over the whole year (all N conversations), --runs times.
+2. Dashboard: the selectors one dashboard page calls (headline figures for the year and the
+   previous year, daily series, hourly volume, agent table), warm: one call to warm the caches,
+   then --runs × 20 calls; p50/p95.
+Figures are printed as Markdown for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FILL_SQL = """
+INSERT INTO chat_department (name, slug, routing, accept_timeout_seconds, created_at)
+VALUES ('Support', 'support', 'auto', 30, now()), ('Billing', 'billing', 'auto', 30, now());
+
+INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
+SELECT '!', i = 0, 'u' || i, '', '', '', true, true, now() FROM generate_series(0, 10) i;
+
+INSERT INTO chat_agentprofile (user_id, display_name, avatar, max_chats, presence)
+SELECT id, 'Agent ' || username, '', 3, 'offline' FROM auth_user WHERE username <> 'u0';
+
+INSERT INTO chat_agentprofile_departments (agentprofile_id, department_id)
+SELECT a.id, d.id FROM chat_agentprofile a CROSS JOIN chat_department d;
+
+INSERT INTO chat_visitor (token_hash, name, email, page_url, referrer, user_agent, created_at)
+SELECT md5(i::text) || md5((i + 1)::text), '', '', '', '', '', now() FROM generate_series(1, %(n)s) i;
+
+CREATE TEMP TABLE agents AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, id FROM chat_agentprofile;
+CREATE TEMP TABLE depts AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, id FROM chat_department;
+
+INSERT INTO chat_conversation (visitor_id, department_id, agent_id, status, subject, created_at,
+    queued_at, assigned_at, first_agent_reply_at, ended_at, ended_by, is_training, last_seq, last_public_seq)
+SELECT v.id, d.id,
+       CASE WHEN v.id %% 10 IN (0, 1) THEN NULL ELSE a.id END,
+       CASE WHEN v.id %% 10 = 0 THEN 'missed' WHEN v.id %% 10 = 1 THEN 'abandoned' ELSE 'ended' END,
+       '', t, t,
+       CASE WHEN v.id %% 10 IN (0, 1) THEN NULL ELSE t + ((v.id %% 170) + 5) * interval '1 second' END,
+       CASE WHEN v.id %% 10 IN (0, 1) THEN NULL ELSE t + ((v.id %% 170) + 40) * interval '1 second' END,
+       t + ((v.id %% 1300) + 300) * interval '1 second',
+       'visitor', v.id %% 50 = 0, %(m)s, %(m)s
+  FROM (SELECT id, timestamptz '2025-01-01 08:00Z' + (id %% 365) * interval '1 day'
+                 + (id * 7 %% 32400) * interval '1 second' AS t FROM chat_visitor) v
+  JOIN depts d ON d.k = v.id %% 2
+  JOIN agents a ON a.k = v.id %% 10;
+
+INSERT INTO chat_assignment (conversation_id, agent_id, offered_at, accepted_at, first_reply_at, ended_at, end_reason, transfer_note)
+SELECT id, agent_id, assigned_at, assigned_at, first_agent_reply_at, ended_at, 'ended', ''
+  FROM chat_conversation WHERE agent_id IS NOT NULL;
+
+UPDATE chat_assignment SET end_reason = 'transferred', ended_at = accepted_at + interval '60 seconds'
+ WHERE conversation_id %% 20 = 3;
+INSERT INTO chat_assignment (conversation_id, agent_id, offered_at, accepted_at, ended_at, end_reason, transfer_note)
+SELECT c.id, (SELECT id FROM agents WHERE k = (c.id + 1) %% 10), a.ended_at, a.ended_at, c.ended_at, 'ended', ''
+  FROM chat_conversation c JOIN chat_assignment a ON a.conversation_id = c.id AND a.end_reason = 'transferred';
+
+INSERT INTO chat_message (conversation_id, seq, public_seq, role, visibility, body, meta, created_at)
+SELECT c.id, s, s, CASE WHEN s %% 2 = 0 THEN 'agent' ELSE 'visitor' END, 'public', 'text',
+       CASE WHEN s = 2 AND c.id %% 4 = 0 THEN '{"canned": {"id": 1, "shortcut": "hi", "edited": false}}'::jsonb
+            ELSE '{}'::jsonb END,
+       c.created_at + s * interval '10 seconds'
+  FROM chat_conversation c CROSS JOIN generate_series(1, %(m)s) s;
+
+INSERT INTO chat_surveyresponse (conversation_id, rating, comment, answers, submitted_at)
+SELECT id, 1 + id %% 5, '', '{}'::jsonb, ended_at + interval '1 minute'
+  FROM chat_conversation WHERE status = 'ended' AND id %% 5 IN (1, 3);
+
+INSERT INTO chat_proactiveinvitation (visitor_id, department_id, page_url, status, sent_at, conversation_id)
+SELECT visitor_id, department_id, '', 'accepted', created_at - interval '30 seconds', id
+  FROM chat_conversation WHERE id %% 10 = 7;
+
+INSERT INTO chat_presenceinterval (agent_id, status, started_at, ended_at)
+SELECT a.id, 'online', timestamptz '2025-01-01 07:30Z' + d * interval '1 day',
+       timestamptz '2025-01-01 17:30Z' + d * interval '1 day'
+  FROM agents a CROSS JOIN generate_series(0, 364) d;
+ANALYZE;
+"""
+
+
+def _scratch_url(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") + "_bench_reporting"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    return admin, urlunsplit(parts._replace(path="/" + name)), name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--conversations", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=10)
+    args = parser.parse_args()
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        sys.exit(
+            "Set DATABASE_URL to a PostgreSQL database (a scratch copy is created next to it)."
+        )
+    import psycopg
+
+    admin_url, scratch_url, name = _scratch_url(base)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = scratch_url
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+    os.environ.setdefault("SECRET_KEY", "bench")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    try:
+        import datetime as dt
+
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+        from django.db import connection
+
+        from reporting import selectors, services
+
+        call_command("migrate", verbosity=0)
+        t0 = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(FILL_SQL, {"n": args.conversations, "m": args.messages})
+        fill = time.perf_counter() - t0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT (SELECT count(*) FROM chat_conversation), (SELECT count(*) FROM chat_message)"
+            )
+            n_conv, n_msg = cursor.fetchone()
+
+        start, end = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
+        now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        if os.environ.get("BENCH_EXPLAIN"):
+            # The plan of the biggest statement, the facts INSERT … SELECT, for tuning.
+            from reporting.models import ReportingSettings
+
+            tz = ReportingSettings.load().tzinfo
+            lo, hi = services.local_day_bounds(start=start, end=end, tz=tz)
+            qs = services._facts_source(lo=lo, hi=hi, tz=tz)
+            print(qs.values_list(*[c for _, c in services._FACT_COLUMNS]).explain(analyze=True))
+        if os.environ.get("BENCH_EXPLAIN"):
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as ctx:
+                services.recompute_days(start=start, end=end, now=now)
+            for q in sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:8]:
+                print("recompute:", q["time"], q["sql"][:160])
+        recompute = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            services.recompute_days(start=start, end=end, now=now)
+            recompute.append(time.perf_counter() - t0)
+
+        boss = get_user_model().objects.get(username="u0")
+
+        def page() -> None:
+            with selectors.without_jit():
+                _page()
+
+        def _page() -> None:
+            selectors.summary(user=boss, start=start, end=end)
+            selectors.summary(
+                user=boss, start=start - dt.timedelta(days=365), end=start - dt.timedelta(days=1)
+            )
+            selectors.daily_series(user=boss, start=start, end=end)
+            selectors.hourly_volume(user=boss, start=start, end=end)
+            selectors.agent_table(user=boss, start=start, end=end)
+
+        page()
+        if os.environ.get("BENCH_EXPLAIN"):
+            from django.test.utils import CaptureQueriesContext
+
+            with CaptureQueriesContext(connection) as ctx:
+                t0 = time.perf_counter()
+                page()
+                print(
+                    f"page: {len(ctx.captured_queries)} queries, {time.perf_counter() - t0:.3f} s"
+                )
+            for q in sorted(ctx.captured_queries, key=lambda q: -float(q["time"]))[:6]:
+                print(q["time"], q["sql"][:300])
+        reads = []
+        for _ in range(args.runs * 20):
+            t0 = time.perf_counter()
+            page()
+            reads.append((time.perf_counter() - t0) * 1000)
+        reads.sort()
+        p95 = reads[int(0.95 * (len(reads) - 1))]
+        print(
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+            f"PostgreSQL {connection.pg_version // 10000}"
+        )
+        print(
+            f"Data: {n_conv} conversations, {n_msg} messages over 365 days (filled in {fill:.1f} s)\n"
+        )
+        print("| Measure | Runs | Median | Min | Max |")
+        print("|---|---|---|---|---|")
+        print(
+            f"| Recompute a year (`recompute_days`) | {len(recompute)} | {statistics.median(recompute):.2f} s | "
+            f"{min(recompute):.2f} s | {max(recompute):.2f} s |"
+        )
+        print(
+            f"| Dashboard page, a year, warm | {len(reads)} | {statistics.median(reads):.1f} ms | "
+            f"{reads[0]:.1f} ms | {reads[-1]:.1f} ms |"
+        )
+        print(f"\nDashboard p95: {p95:.1f} ms")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from reporting import schedules, views
+from reporting.models import MetricReport, MetricReportSend, ReportingSettings
+from reporting.tasks import send_metric_report
+
+
+@admin.register(ReportingSettings)
+class ReportingSettingsAdmin(admin.ModelAdmin):
+    """The singleton settings; the dashboard hangs off its admin URLs (…/reportingsettings/dashboard/)."""
+
+    list_display = ("__str__", "time_zone", "max_range_days")
+    readonly_fields = ("dashboard",)
+
+    @admin.display(description="Dashboard")
+    def dashboard(self, obj: ReportingSettings) -> str:
+        return format_html(
+            '<a href="{}">Open the reporting dashboard</a>', reverse("admin:reporting_dashboard")
+        )
+
+    def get_urls(self):
+        extra = [
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(views.dashboard),
+                name="reporting_dashboard",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not ReportingSettings.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        # One row only: go straight to editing it.
+        obj = ReportingSettings.load()
+        return HttpResponseRedirect(
+            reverse("admin:reporting_reportingsettings_change", args=[obj.pk])
+        )
+
+
+class MetricReportForm(forms.ModelForm):
+    sections = forms.MultipleChoiceField(
+        choices=MetricReport.SECTION_CHOICES, widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    class Meta:
+        model = MetricReport
+        fields = ("name", "enabled", "recipients", "frequency", "cron", "departments", "sections")
+
+    def clean_recipients(self) -> str:
+        return ", ".join(schedules.validate_recipients(self.cleaned_data.get("recipients", "")))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("frequency") == MetricReport.Frequency.CRON:
+            cron = (data.get("cron") or "").strip()
+            if not cron:
+                self.add_error(
+                    "cron", "Give a cron expression, or choose daily, weekly or monthly."
+                )
+            else:
+                try:
+                    schedules.parse_cron(cron)
+                except ValidationError as exc:
+                    self.add_error("cron", exc)
+        return data
+
+
+class MetricReportSendInline(admin.TabularInline):
+    model = MetricReportSend
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("attempted_at", "recipients", "attempt", "success", "error")
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(MetricReport)
+class MetricReportAdmin(admin.ModelAdmin):
+    form = MetricReportForm
+    list_display = ("name", "frequency", "enabled", "last_run_at")
+    filter_horizontal = ("departments",)
+    inlines = (MetricReportSendInline,)
+    actions = ("send_now",)
+
+    def save_model(self, request: HttpRequest, obj: MetricReport, form, change: bool) -> None:
+        if not change:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
+        schedules.sync_schedule(report=obj)
+
+    @admin.action(description="Send the selected reports now")
+    def send_now(self, request: HttpRequest, queryset) -> None:
+        for report in queryset:
+            send_metric_report.delay(report.pk)
+        self.message_user(request, f"{queryset.count()} report(s) queued for sending.")

@@ -1,0 +1,203 @@
+"""Scheduled metric e-mails: keeping each report's beat schedule in step, and sending one.
+
+In real mode celery beat's DatabaseScheduler reads the PeriodicTask each report owns and
+enqueues `reporting.tasks.send_metric_report`. In the embedded default there is no beat
+process: `manage.py send_due_reports`, run every minute (cron, a systemd timer), sends the
+reports whose crontab has come due since their last run, through the same `send_report`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from email.mime.image import MIMEImage
+
+from celery.schedules import ParseException, crontab, crontab_parser
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_email
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from reporting import selectors
+from reporting.chart import bar_chart_png
+from reporting.models import MetricReport, MetricReportSend, ReportingSettings
+
+PRESETS = {
+    MetricReport.Frequency.DAILY: "0 7 * * *",
+    MetricReport.Frequency.WEEKLY: "0 7 * * 1",
+    MetricReport.Frequency.MONTHLY: "0 7 1 * *",
+}
+_FIELD_RANGES = ((60, 0), (24, 0), (31, 1), (12, 1), (7, 0))
+_FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+
+
+def parse_cron(expression: str) -> list[str]:
+    """The five fields of a cron expression, or a ValidationError saying which field is wrong."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValidationError(
+            f"A cron expression has 5 fields (minute hour day-of-month month day-of-week); got {len(fields)}."
+        )
+    for value, (size, first), name in zip(fields, _FIELD_RANGES, _FIELD_NAMES, strict=True):
+        try:
+            crontab_parser(size, first).parse(value)
+        except (ValueError, IndexError, ParseException) as exc:
+            raise ValidationError(f"The {name} field “{value}” is not valid: {exc}") from None
+    try:
+        crontab(
+            minute=fields[0],
+            hour=fields[1],
+            day_of_month=fields[2],
+            month_of_year=fields[3],
+            day_of_week=fields[4],
+        )
+    except ValueError as exc:  # e.g. 31 February: valid fields that never match
+        raise ValidationError(f"This cron expression never runs: {exc}") from None
+    return fields
+
+
+def validate_recipients(value: str) -> list[str]:
+    addresses = [a.strip() for a in value.replace("\n", ",").split(",") if a.strip()]
+    if not addresses:
+        raise ValidationError("Give at least one e-mail address.")
+    for address in addresses:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(f"“{address}” is not a valid e-mail address.") from None
+    return addresses
+
+
+def cron_of(report: MetricReport) -> str:
+    return (
+        report.cron
+        if report.frequency == MetricReport.Frequency.CRON
+        else PRESETS[report.frequency]
+    )
+
+
+def sync_schedule(*, report: MetricReport) -> None:
+    """Create or update the report's PeriodicTask so beat fires it on its crontab."""
+    minute, hour, dom, month, dow = parse_cron(cron_of(report))
+    tz = ReportingSettings.load().time_zone
+    schedule, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=dom,
+        month_of_year=month,
+        day_of_week=dow,
+        timezone=tz,
+    )
+    with transaction.atomic():
+        task = report.periodic_task or PeriodicTask(name=f"metric-report-{report.pk}")
+        task.name = f"metric-report-{report.pk}"
+        task.task = "reporting.tasks.send_metric_report"
+        task.crontab = schedule
+        task.interval = None
+        task.args = json.dumps([report.pk])
+        task.enabled = report.enabled
+        task.save()
+        if report.periodic_task_id != task.pk:
+            report.periodic_task = task
+            report.save(update_fields=["periodic_task"])
+
+
+def report_range(*, report: MetricReport, today: dt.date) -> tuple[dt.date, dt.date]:
+    if report.frequency == MetricReport.Frequency.DAILY:
+        return today - dt.timedelta(days=1), today - dt.timedelta(days=1)
+    if report.frequency == MetricReport.Frequency.MONTHLY:
+        end = today.replace(day=1) - dt.timedelta(days=1)
+        return end.replace(day=1), end
+    return today - dt.timedelta(days=7), today - dt.timedelta(days=1)
+
+
+def build_message(*, report: MetricReport, now: dt.datetime) -> EmailMultiAlternatives:
+    tz = ReportingSettings.load().tzinfo
+    start, end = report_range(report=report, today=now.astimezone(tz).date())
+    department_ids = list(report.departments.values_list("pk", flat=True)) or None
+    scope = {"user": report.owner, "start": start, "end": end, "department_ids": department_ids}
+    sections = report.sections or ["headlines", "daily", "agents"]
+    figures = selectors.summary(**scope)
+    daily = selectors.daily_series(**scope)
+    agents = selectors.agent_table(**scope) if "agents" in sections else []
+    context = {
+        "report": report,
+        "start": start,
+        "end": end,
+        "sections": sections,
+        "figures": figures,
+        "daily": daily,
+        "agents": agents,
+    }
+    message = EmailMultiAlternatives(
+        subject=f"{report.name}: {start} to {end}",
+        body=render_to_string("reporting/email/report.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=report.recipient_list(),
+    )
+    message.attach_alternative(
+        render_to_string("reporting/email/report.html", context), "text/html"
+    )
+    if "daily" in sections:
+        png = bar_chart_png(
+            labels=[d["day"] for d in daily],
+            values=[d["chats"] for d in daily],
+            title="Chats per day",
+        )
+        image = MIMEImage(png, "png")
+        image.add_header("Content-ID", "<chart-daily>")
+        image.add_header("Content-Disposition", "inline", filename="chats-per-day.png")
+        message.mixed_subtype = "related"
+        message.attach(image)
+    return message
+
+
+def send_report(
+    *, report_id: int, attempt: int = 1, now: dt.datetime | None = None
+) -> MetricReportSend:
+    """Send one report now and record the attempt; the exception propagates so the task retries."""
+    now = now or timezone.now()
+    report = MetricReport.objects.select_related("owner").get(pk=report_id)
+    record = MetricReportSend.objects.create(
+        report=report,
+        attempted_at=now,
+        recipients=", ".join(report.recipient_list()),
+        attempt=attempt,
+    )
+    try:
+        build_message(report=report, now=now).send()
+    except Exception as exc:
+        record.error = f"{type(exc).__name__}: {exc}"
+        record.save(update_fields=["error"])
+        raise
+    record.success = True
+    record.save(update_fields=["success"])
+    MetricReport.objects.filter(pk=report.pk).update(last_run_at=now)
+    return record
+
+
+def due_reports(*, now: dt.datetime) -> list[int]:
+    """Reports whose crontab came due since their last run (for the embedded default's command)."""
+    tz = ReportingSettings.load().tzinfo
+    due = []
+    for report in MetricReport.objects.filter(enabled=True).only(
+        "pk", "frequency", "cron", "last_run_at"
+    ):
+        minute, hour, dom, month, dow = parse_cron(cron_of(report))
+        local_now = now.astimezone(tz)
+        schedule = crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=dom,
+            month_of_year=month,
+            day_of_week=dow,
+            nowfun=lambda local_now=local_now: local_now,
+        )
+        last = report.last_run_at or (now - dt.timedelta(days=1))
+        if schedule.is_due(last.astimezone(tz)).is_due:
+            due.append(report.pk)
+    return due

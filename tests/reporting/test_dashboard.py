@@ -1,0 +1,125 @@
+"""The admin dashboard, its filters, CSV export and drill-down; an agent's own page."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.urls import reverse
+
+from reporting import services
+from tests.auth import staff_client
+from tests.factories import UserFactory
+from tests.reporting import scenario
+from tests.reporting.scenario import DAY, NEXT_DAY
+
+URL = "/admin/reporting/reportingsettings/dashboard/"
+
+
+@pytest.fixture
+def built(db):
+    s = scenario.build()
+    services.recompute_days(start=DAY - dt.timedelta(days=7), end=NEXT_DAY)
+    return s
+
+
+@pytest.fixture
+def boss(db):
+    return UserFactory(username="sam", is_superuser=True)
+
+
+def test_dashboard_shows_figures_charts_data_and_agents(built, boss):
+    client = staff_client(boss)
+    response = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="reporting-data"' in html
+    assert "chart.umd.min.js" in html and "reporting/dashboard.js" in html
+    assert "<script>" not in html.replace(
+        '<script id="reporting-data" type="application/json">', ""
+    )
+    headlines = {h["key"]: h for h in response.context["headlines"]}
+    assert headlines["chats"]["current"] == "7"
+    assert headlines["chats"]["previous"] == "0"  # 2026-03-09 has nothing
+    assert headlines["csat"]["current"] == "66.7 %"
+    assert [a["agent"] for a in response.context["agents"]] == ["Alice Agent", "Bob Agent"]
+
+
+def test_drill_down_lists_the_conversations_behind_a_figure(built, boss):
+    client = staff_client(boss)
+    response = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10"})
+    drill = {h["key"]: h["drill"] for h in response.context["headlines"]}
+    listing = client.get(drill["chats"])
+    assert listing.status_code == 200
+    ids = {c.pk for c in listing.context["cl"].result_list}
+    c = built.conversations
+    assert ids == {c[k].pk for k in ("c1", "c2", "c3", "c4", "c6", "c8", "c9")}
+    missed = client.get(drill["missed"])
+    assert {x.pk for x in missed.context["cl"].result_list} == {c["c3"].pk}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"start": "2026-03-10", "end": "2026-03-01"}, "The range runs backwards"),
+        ({"start": "2024-01-01", "end": "2026-03-10"}, "at most 400 days"),
+        (
+            {"start": "2026-03-10", "end": "2026-03-10", "department": "nope"},
+            "Unknown department “nope”",
+        ),
+        ({"start": "not-a-date"}, "Enter a valid date"),
+    ],
+)
+def test_bad_filters_get_a_clear_error(built, boss, params, message):
+    response = staff_client(boss).get(URL, params)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_csv_export_of_every_table(built, boss):
+    client = staff_client(boss)
+    base = {"start": "2026-03-10", "end": "2026-03-10", "department": "billing"}
+    summary = list(
+        csv.DictReader(io.StringIO(client.get(URL, {**base, "csv": "summary"}).content.decode()))
+    )
+    assert {r["figure"]: r["current"] for r in summary}["chats"] == "2"
+    daily = list(
+        csv.DictReader(io.StringIO(client.get(URL, {**base, "csv": "daily"}).content.decode()))
+    )
+    assert [(r["day"], r["chats"]) for r in daily] == [("2026-03-10", "2")]
+    hourly = list(
+        csv.DictReader(io.StringIO(client.get(URL, {**base, "csv": "hourly"}).content.decode()))
+    )
+    assert [r["hour"] for r in hourly if r["chats"] != "0"] == ["11", "23"]
+    agents = list(
+        csv.DictReader(io.StringIO(client.get(URL, {**base, "csv": "agents"}).content.decode()))
+    )
+    assert [(r["agent"], r["chats"]) for r in agents] == [("Alice Agent", "1")]
+
+
+def test_a_staff_member_sees_only_its_departments(built):
+    bob_user = built.bob.user  # support only
+    client = staff_client(bob_user)
+    response = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10"})
+    assert {h["key"]: h["current"] for h in response.context["headlines"]}["chats"] == "5"
+    refused = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10", "department": "billing"})
+    assert refused.status_code == 400
+    assert "Unknown department" in refused.content.decode()
+
+
+def test_agent_sees_own_figures_only(built):
+    client = staff_client(built.bob.user)
+    response = client.get(reverse("reporting-my-stats"))
+    assert response.status_code == 200
+    assert "Bob Agent" in response.content.decode()
+    assert "Alice Agent" not in response.content.decode()
+    assert reverse("reporting-my-stats") in client.get("/agent/").content.decode()
+
+
+def test_my_stats_needs_login_and_an_agent_profile(db, boss):
+    from django.test import Client
+
+    assert Client().get(reverse("reporting-my-stats")).status_code == 302
+    assert staff_client(boss).get(reverse("reporting-my-stats")).status_code == 403

@@ -1,30 +1,26 @@
-"""Who counts as a supervisor, and over which departments: the ONE place to switch to roles.
+"""Who counts as a supervisor for coaching, and over which departments.
 
-Until the roles work (group "Supervisor") lands, staff and superusers are supervisors. A
-supervisor oversees the departments of its own AgentProfile; a superuser oversees all of them.
+The roles (compliance.roles) decide: the Supervisor role oversees the departments of its own
+AgentProfile, the Administrator role every department. Being staff is not enough: agents are staff
+too, and must never sit in on a colleague's chat or read another agent's reviews.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chat.models import Department
+from compliance import roles
 
 
 def is_supervisor(user: Any) -> bool:
-    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    # Switch to `user.groups.filter(name="Supervisor").exists()` once roles exist.
-    return bool(user.is_superuser or user.is_staff)
+    return roles.is_supervisor(user) or roles.is_administrator(user)
 
 
 def supervised_department_ids(user: Any) -> set[int] | None:
-    """None means every department (superusers); an empty set means none."""
-    if not is_supervisor(user):
-        return set()
-    if user.is_superuser:
+    """None means every department (administrators); an empty set means none."""
+    if roles.is_administrator(user):
         return None
-    return set(Department.objects.filter(agents__user=user).values_list("pk", flat=True))
+    return set(roles.supervised_department_ids(user))
 
 
 def oversees_department(user: Any, department_id: int) -> bool:

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
+from compliance import roles
 from chat.models import AgentProfile, Department
 from reporting.models import (
     AgentOccupancy,
@@ -45,16 +46,13 @@ def without_jit() -> Iterator[None]:
 def departments_visible_to(user: Any) -> QuerySet[Department]:
     """The one place that says whose figures a user may see.
 
-    Superusers see every department; any other staff member sees the departments of its own
-    agent profile. When the roles branch lands, supervisors' departments plug in here.
+    The roles decide (compliance.roles): administrators see every department, supervisors the
+    departments they oversee, everyone else none here (agents see their own figures on their own
+    page, never a department's).
     """
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Department.objects.none()
-    if user.is_superuser:
+    if roles.is_administrator(user):
         return Department.objects.all()
-    if not user.is_staff:
-        return Department.objects.none()
-    return Department.objects.filter(agents__user=user).distinct()
+    return Department.objects.filter(pk__in=roles.supervised_department_ids(user))
 
 
 def agents_visible_to(user: Any) -> QuerySet[AgentProfile]:

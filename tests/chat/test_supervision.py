@@ -15,7 +15,7 @@ from compliance.models import AuditEntry
 from config.asgi import application
 from tests.chat.helpers import ORIGIN, agent_socket, session_cookie_for, visitor_socket
 from tests.chat.test_visibility import Recording
-from tests.factories import AgentFactory, UserFactory
+from tests.factories import give_role, AgentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,7 +156,7 @@ async def test_supervisor_of_another_department_can_neither_see_nor_whisper(
     agent, other_department
 ):
     def make_billing_lead():
-        lead = UserFactory(username="bill", is_staff=True)
+        lead = give_role(UserFactory(username="bill", is_staff=True), "Supervisor")
         AgentFactory(user=lead, display_name="Bill Lead", departments=[other_department])
 
     await database_sync_to_async(make_billing_lead)()
@@ -193,7 +193,7 @@ async def test_a_non_supervisor_is_refused_at_the_handshake(db):
 
 async def test_take_over_moves_the_chat_to_the_supervisor(agent, department):
     def make_lead():
-        lead = UserFactory(username="lena", is_staff=True)
+        lead = give_role(UserFactory(username="lena", is_staff=True), "Supervisor")
         AgentFactory(user=lead, display_name="Lena Lead", departments=[department])
 
     await database_sync_to_async(make_lead)()

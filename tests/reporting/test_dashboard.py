@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from reporting import services
 from tests.auth import staff_client
-from tests.factories import UserFactory
+from tests.factories import UserFactory, give_role
 from tests.reporting import scenario
 from tests.reporting.scenario import DAY, NEXT_DAY
 
@@ -99,8 +99,8 @@ def test_csv_export_of_every_table(built, boss):
     assert [(r["agent"], r["chats"]) for r in agents] == [("Alice Agent", "1")]
 
 
-def test_a_staff_member_sees_only_its_departments(built):
-    bob_user = built.bob.user  # support only
+def test_a_supervisor_sees_only_its_departments(built):
+    bob_user = give_role(built.bob.user, "Supervisor")  # oversees support only
     client = staff_client(bob_user)
     response = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10"})
     assert {h["key"]: h["current"] for h in response.context["headlines"]}["chats"] == "5"

@@ -15,7 +15,7 @@ from reporting.models import (
     HourlyVolume,
     InvitationRollup,
 )
-from tests.factories import UserFactory
+from tests.factories import UserFactory, give_role
 from tests.reporting import scenario
 from tests.reporting.scenario import DAY, NEXT_DAY
 
@@ -162,8 +162,13 @@ def test_training_chats_are_excluded(built):
     assert not ConversationFact.objects.filter(conversation=built.conversations["c5"]).exists()
 
 
-def test_agents_see_only_their_departments(built):
-    bob_user = built.bob.user
+def test_an_agent_sees_no_department_figures(built):
+    # Agents see their own figures on their own page, never a department's.
+    assert selectors.summary(user=built.bob.user, start=DAY, end=DAY)["chats"] == 0
+
+
+def test_supervisors_see_only_their_departments(built):
+    bob_user = give_role(built.bob.user, "Supervisor")
     s = selectors.summary(user=bob_user, start=DAY, end=DAY)
     assert s["chats"] == 5  # support only: C1 C2 C3 C6 C9
     assert [r["agent"] for r in selectors.agent_table(user=bob_user, start=DAY, end=DAY)] == [

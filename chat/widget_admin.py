@@ -17,6 +17,23 @@ from chat.models import (
 )
 
 
+class DepartmentScopedAdmin(admin.ModelAdmin):
+    """Supervisors see only their departments' rows; the rule lives with the roles.
+
+    `department_path` is the lookup from the row to its department.
+    """
+
+    department_path = "department"
+
+    def get_queryset(self, request):
+        from compliance.roles import department_scope
+
+        rows = super().get_queryset(request)
+        scope = department_scope(request.user)
+        return rows if scope is None else rows.filter(**{f"{self.department_path}__in": scope})
+
+
+
 @admin.register(AllowedOrigin)
 class AllowedOriginAdmin(admin.ModelAdmin):
     list_display = ("origin", "enabled", "note")
@@ -37,7 +54,8 @@ class SurveyQuestionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SurveyResponse)
-class SurveyResponseAdmin(admin.ModelAdmin):
+class SurveyResponseAdmin(DepartmentScopedAdmin):
+    department_path = "conversation__department"
     list_display = ("conversation", "rating", "submitted_at")
     list_filter = ("rating",)
     date_hierarchy = "submitted_at"
@@ -63,7 +81,7 @@ class InvitationRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProactiveInvitation)
-class ProactiveInvitationAdmin(admin.ModelAdmin):
+class ProactiveInvitationAdmin(DepartmentScopedAdmin):
     list_display = ("id", "sent_at", "department", "status", "rule", "conversation")
     list_filter = ("status", "department")
     list_select_related = ("department", "rule", "conversation")
@@ -95,7 +113,7 @@ class TicketMessageInline(admin.TabularInline):
 
 
 @admin.register(Ticket)
-class TicketAdmin(admin.ModelAdmin):
+class TicketAdmin(DepartmentScopedAdmin):
     list_display = ("id", "subject", "status", "source", "department", "assignee", "updated_at")
     list_filter = ("status", "source", "department")
     list_select_related = ("department", "assignee")

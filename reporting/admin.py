@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
@@ -42,7 +43,9 @@ class ReportingSettingsAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
-        # One row only: go straight to editing it.
+        # One row only: go straight to editing it (after the permission check the list would do).
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         obj = ReportingSettings.load()
         return HttpResponseRedirect(
             reverse("admin:reporting_reportingsettings_change", args=[obj.pk])

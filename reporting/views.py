@@ -9,11 +9,13 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from chat.models import AgentProfile
+from compliance import roles
 from reporting import selectors, services
 from reporting.forms import DashboardFilterForm
 from reporting.models import ReportingSettings
@@ -93,6 +95,10 @@ CSV_TABLES = ("summary", "daily", "hourly", "agents")
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
+    # Department figures are for supervisors (their departments) and administrators; an agent's
+    # own figures are on its own page (my_stats).
+    if not (roles.is_supervisor(request.user) or roles.is_administrator(request.user)):
+        raise PermissionDenied
     with selectors.without_jit():
         return _dashboard(request)
 

@@ -64,6 +64,24 @@ PAGES: dict[str, dict[str, Any]] = {
     "/compliance/login/enrol/qr.svg": everyone(404),
     # The admin index: any staff member sees it (with only what its permissions allow).
     "/admin/": {**everyone(OK), ANON: "/admin/login/"},
+    "/readyz": everyone(OK),
+    # The widget's public side: any site visitor may load its configuration and the demo page.
+    "/widget/config/": everyone(OK),
+    "/widget/demo/": everyone(OK),
+    # The workspace's own pages are for people with an agent profile (404: no profile).
+    "/agent/canned/": {**staff({AGENT, SUPERVISOR}), COMPLIANCE: 404, ADMIN: 404},
+    "/agent/profile/": {**staff({AGENT, SUPERVISOR}), COMPLIANCE: 404, ADMIN: 404},
+    "/agent/my-stats/": staff({AGENT, SUPERVISOR}),
+    "/tickets/": staff({AGENT, SUPERVISOR}),
+    # Everyone staff has a coaching inbox (empty unless reviews were shared with them).
+    "/coaching/": staff({AGENT, SUPERVISOR, COMPLIANCE, ADMIN}),
+    "/coaching/insight/canned/": staff({SUPERVISOR, ADMIN}),
+    "/coaching/mock/": staff({SUPERVISOR, ADMIN}),
+    "/coaching/live/": staff({SUPERVISOR, ADMIN}),
+    "/accounts/password/change/": staff({AGENT, SUPERVISOR, COMPLIANCE, ADMIN}),
+    "/admin/reporting/reportingsettings/dashboard/": {
+        **staff({SUPERVISOR, ADMIN}), ANON: "/admin/login/",
+    },
 }
 
 # URL patterns the rows above cover (admin's own are covered by ADMIN_CHANGELISTS).
@@ -76,6 +94,8 @@ COVERED_PATTERNS = {
     "accounts/logout/",
     "compliance/",
     "admin/",
+    "accounts/password/",
+    "coaching/",
 }
 
 # --- admin change lists -------------------------------------------------------------------------
@@ -94,6 +114,43 @@ ADMIN_CHANGELISTS: dict[str, set[str]] = {
     "compliance.maskingsettings": {COMPLIANCE, ADMIN},
     "compliance.auditentry": {COMPLIANCE, ADMIN},
     "compliance.rolesecurity": {ADMIN},
+    "compliance.passwordpolicy": {ADMIN},
+    "compliance.ipallowrule": {ADMIN},
+    "axes.accessattempt": {ADMIN},
+    "axes.accessfailurelog": {ADMIN},
+    "axes.accesslog": {ADMIN},
+    # Storage settings hold secrets: administrators only. Archives, holds and retention are the
+    # compliance officer's.
+    "compliance.archivesettings": {ADMIN},
+    "compliance.conversationarchive": {COMPLIANCE, ADMIN},
+    "compliance.retentionpolicy": {COMPLIANCE, ADMIN},
+    "compliance.remaskjob": {COMPLIANCE, ADMIN},
+    "compliance.contentsafetysettings": {COMPLIANCE, ADMIN},
+    "chat.allowedorigin": {ADMIN},
+    "chat.crmlookup": {ADMIN},
+    # Agents' private messages to each other: not a supervisor's reading.
+    "chat.directmessage": {ADMIN},
+    "chat.invitationrule": {SUPERVISOR, ADMIN},
+    "chat.proactiveinvitation": {SUPERVISOR, ADMIN},
+    "chat.surveyquestion": {SUPERVISOR, ADMIN},
+    "chat.surveyresponse": {SUPERVISOR, ADMIN},
+    "chat.ticket": {SUPERVISOR, ADMIN},
+    "chat.widgetdepartmentsettings": {SUPERVISOR, ADMIN},
+    "coaching.review": {SUPERVISOR, ADMIN},
+    "coaching.samplingrule": {SUPERVISOR, ADMIN},
+    "coaching.scenario": {SUPERVISOR, ADMIN},
+    "coaching.scorecard": {SUPERVISOR, ADMIN},
+    "reporting.metricreport": {SUPERVISOR, ADMIN},
+    "django_celery_beat.clockedschedule": {ADMIN},
+    "django_celery_beat.crontabschedule": {ADMIN},
+    "django_celery_beat.intervalschedule": {ADMIN},
+    "django_celery_beat.periodictask": {ADMIN},
+    "django_celery_beat.solarschedule": {ADMIN},
+    "reporting.reportingsettings": {SUPERVISOR, ADMIN},
+}
+# What an allowed role gets instead of the list: single-row settings go straight to their row.
+ADMIN_ALLOWED_OUTCOME = {
+    "reporting.reportingsettings": "/admin/reporting/reportingsettings/1/change/",
 }
 
 
@@ -149,7 +206,11 @@ def test_pages_and_exports(clients, role):
 def test_admin_change_lists(clients, role):
     wrong = {}
     for label, allowed in ADMIN_CHANGELISTS.items():
-        expected = OK if role in allowed else (FORBIDDEN if role != ANON else "/admin/login/")
+        expected = (
+            ADMIN_ALLOWED_OUTCOME.get(label, OK)
+            if role in allowed
+            else (FORBIDDEN if role != ANON else "/admin/login/")
+        )
         got = _outcome(clients[role].get(_changelist_url(label)))
         if got != expected:
             wrong[label] = f"expected {expected}, got {got}"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import F, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
@@ -97,7 +98,10 @@ def percentiles_of_fields(qs: QuerySet, fields: list[str]) -> dict[str, list[flo
     (the same definition as `percentiles`), elsewhere ranked field by field."""
     if connection.vendor != "postgresql":
         return {field: percentiles(qs, field) for field in fields}
-    sql, params = qs.values(*fields).query.sql_with_params()
+    try:
+        sql, params = qs.values(*fields).query.sql_with_params()
+    except EmptyResultSet:  # nothing in scope (e.g. no visible department): no figures
+        return {field: [None, None] for field in fields}
     columns = ", ".join(
         f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY f.{connection.ops.quote_name(field)})"
         for field in fields
@@ -124,9 +128,15 @@ def _scope(
     department_ids: list[int] | None,
     agent_id: int | None,
 ) -> QuerySet:
-    qs = model.objects.filter(
-        day__gte=start, day__lte=end, department__in=departments_visible_to(user)
-    )
+    per_agent = model is not HourlyVolume and model is not InvitationRollup
+    if per_agent and agent_id is not None and AgentProfile.objects.filter(pk=agent_id, user=user).exists():
+        # Everyone sees its own figures, in whatever departments it worked (an agent has no
+        # department view at all).
+        qs = model.objects.filter(day__gte=start, day__lte=end, agent_id=agent_id)
+    else:
+        qs = model.objects.filter(
+            day__gte=start, day__lte=end, department__in=departments_visible_to(user)
+        )
     if department_ids:
         qs = qs.filter(department_id__in=department_ids)
     if agent_id is not None and model is not HourlyVolume and model is not InvitationRollup:

@@ -49,7 +49,17 @@ def widget_demo(request: HttpRequest) -> HttpResponse:
     hostname, _, port = host.partition(":")
     other = "127.0.0.1" if hostname == "localhost" else "localhost"
     widget_origin = f"{request.scheme}://{other}{':' + port if port else ''}"
-    return render(request, "chat/widget_demo.html", {"widget_origin": widget_origin, "host": host})
+    response = render(request, "chat/widget_demo.html", {"widget_origin": widget_origin, "host": host})
+    # This page plays a customer's site: it loads widget.js and widget.css from the chat server's
+    # (other) origin and the widget opens its socket there. The site-wide CSP allows only 'self'.
+    socket_origin = ("wss://" if request.is_secure() else "ws://") + widget_origin.split("://", 1)[1]
+    response._csp_update = {
+        "script-src": [widget_origin],
+        "style-src": [widget_origin],
+        "img-src": [widget_origin],
+        "connect-src": [widget_origin, socket_origin],
+    }
+    return response
 
 
 # --- tickets (staff) ------------------------------------------------------------------------
@@ -136,7 +146,10 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
     except ChatError as exc:
         # Keep what was typed: the form is shown again with the text and the reason.
         error = exc.message
-        ticket = tickets.get_ticket_for(user=request.user, ticket_id=ticket_id)
+        try:
+            ticket = tickets.get_ticket_for(user=request.user, ticket_id=ticket_id)
+        except NotFound as missing:  # bad input for a ticket that is not there (or not yours)
+            raise Http404("No such ticket.") from missing
     return render(
         request,
         "chat/ticket_detail.html",

@@ -32,7 +32,10 @@ def lock_login_name(username: str) -> None:
     key = zlib.crc32(username.strip().lower().encode()) - 2**31
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s::int, %s::int)", [_LOGIN_LOCK_NAMESPACE, key]
+            # CAST, not ::int: with client-side binding `-2147483648::int` parses as
+            # -(2147483648::int) and overflows (the empty username's key is exactly that).
+            "SELECT pg_advisory_xact_lock(CAST(%s AS integer), CAST(%s AS integer))",
+            [_LOGIN_LOCK_NAMESPACE, key],
         )
 
 

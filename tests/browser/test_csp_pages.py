@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import expect
 
@@ -63,4 +65,26 @@ async def test_pages_run_under_the_csp_without_violations(open_page, people) -> 
         await admin.goto(path)
         await expect(admin.get_by_role("button", name="Save", exact=True)).to_be_visible()
 
+    assert violations == []
+
+
+async def test_the_demo_shop_page_loads_the_widget_from_the_other_origin_under_the_csp(
+    open_page, daphne_server, department
+) -> None:
+    """`make run`'s demo host page (localhost) embeds the widget served from 127.0.0.1: its CSP
+    must allow exactly that origin for the script, styles and socket, and nothing else."""
+    violations: list[str] = []
+    page = await open_page()
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    response = await page.goto(f"http://localhost:{daphne_server.port}/widget/demo/")
+    policy = (await response.all_headers())["content-security-policy"]
+    assert f"http://127.0.0.1:{daphne_server.port}" in policy and "'unsafe-inline'" not in policy
+    launcher = page.get_by_role("button", name="Chat with us")
+    await expect(launcher).to_be_visible()  # widget.js ran and built its panel
+    await launcher.click()
+    # Its config came back and it shows a form (offline here: no agent is online).
+    await expect(page.get_by_label(re.compile("^Your name")).first).to_be_visible()
     assert violations == []

@@ -52,6 +52,15 @@ class ConversationAdmin(admin.ModelAdmin):
     )
     inlines = (AssignmentInline, MessageInline)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Opening a conversation here shows its whole transcript: that look is audited.
+        from compliance.admin_audit import record_transcript_view
+
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            record_transcript_view(request=request, conversation_id=int(object_id), where="back office")
+        return response
+
     def get_queryset(self, request):
         # Supervisors see their departments' transcripts only; the rule lives with the roles.
         from compliance.roles import department_scope

@@ -32,6 +32,9 @@ def transcript(request: HttpRequest, conversation_id: int) -> HttpResponse:
         )
     except NotFound as exc:
         raise Http404("No such transcript.") from exc
+    from compliance.admin_audit import record_transcript_view
+
+    record_transcript_view(request=request, conversation_id=conversation.pk, where="workspace")
     names = display_names([m.sender_id for m in messages if m.sender_id])
     rows = [(m, names.get(m.sender_id) if m.sender_id else None) for m in messages]
     return render(request, "chat/transcript.html", {"conversation": conversation, "rows": rows})

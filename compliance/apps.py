@@ -22,5 +22,12 @@ class ComplianceConfig(AppConfig):
 
         user_login_failed.connect(lockout.audit_login_failed, dispatch_uid="compliance-login-failed")
         user_locked_out.connect(lockout.audit_locked_out, dispatch_uid="compliance-locked-out")
+        # Back-office changes are audited from Django's own admin log (compliance.admin_audit).
+        from django.contrib.admin.models import LogEntry
+        from django.db.models.signals import post_save
+
+        from compliance import admin_audit
+
+        post_save.connect(admin_audit.record_admin_change, sender=LogEntry, dispatch_uid="compliance-admin-log")
         # An ended conversation's transcript goes to the archive (a Celery task, after commit).
         hooks.register_on_conversation_ended(archive.on_conversation_ended)

@@ -139,7 +139,7 @@ def _scope(
         )
     if department_ids:
         qs = qs.filter(department_id__in=department_ids)
-    if agent_id is not None and model is not HourlyVolume and model is not InvitationRollup:
+    if agent_id is not None and per_agent:
         qs = qs.filter(agent_id=agent_id)
     return qs
 

@@ -66,3 +66,35 @@ async def drain(comm: WebsocketCommunicator, *, timeout: float = 0.3) -> list[di
             frames.append(await comm.receive_json_from(timeout=timeout))
         except asyncio.TimeoutError:
             return frames
+
+
+async def pending(comm: WebsocketCommunicator, *, quiet: float = 0.2) -> list[dict[str, Any]]:
+    """Every frame waiting for the client, without ending the socket.
+
+    drain() times out on receive, and a timed-out receive cancels the application instance; this
+    one only reads what is there.
+    """
+    frames = []
+    while not await comm.receive_nothing(timeout=quiet):
+        frames.append(await comm.receive_json_from())
+    return frames
+
+
+async def open_chat(
+    agent_username: str = "alice",
+) -> tuple[WebsocketCommunicator, WebsocketCommunicator, int, str]:
+    """A visitor and an agent in an accepted chat; both sockets drained of the setup frames."""
+    agent_comm, _ = await agent_socket(agent_username)
+    await agent_comm.send_json_to({"type": "presence", "status": "online"})
+    await receive_until(agent_comm, lambda f: f["type"] == "presence" and f["status"] == "online")
+    visitor, welcome = await visitor_socket()
+    await visitor.send_json_to(
+        {"type": "start", "department": "support", "message": "first", "client_id": "v-0"}
+    )
+    offer = await receive_until(agent_comm, lambda f: f["type"] == "offer")
+    await agent_comm.send_json_to({"type": "accept", "conversation_id": offer["conversation_id"]})
+    await receive_until(agent_comm, lambda f: f["type"] == "history")
+    await receive_until(visitor, lambda f: f["type"] == "conversation" and f["status"] == "active")
+    await pending(visitor)
+    await pending(agent_comm)
+    return visitor, agent_comm, offer["conversation_id"], welcome["token"]

@@ -15,12 +15,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.utils import timezone
 
 from chat.models import Conversation, Message
-from tests.chat.helpers import agent_socket, receive_until, visitor_socket
+from tests.chat.helpers import agent_socket, open_chat, pending, receive_until, visitor_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,33 +30,6 @@ def _fast_passwords(settings):
 
 
 # --- helpers (the same shapes as in test_bad_input; candidates for tests/chat/helpers.py) ----
-
-
-async def pending(comm: WebsocketCommunicator, *, quiet: float = 0.2) -> list[dict[str, Any]]:
-    """Frames waiting for the client, without the timed-out receive that cancels the app."""
-    frames = []
-    while not await comm.receive_nothing(timeout=quiet):
-        frames.append(await comm.receive_json_from())
-    return frames
-
-
-async def open_chat(
-    agent_username: str = "alice",
-) -> tuple[WebsocketCommunicator, WebsocketCommunicator, int, str]:
-    agent_comm, _ = await agent_socket(agent_username)
-    await agent_comm.send_json_to({"type": "presence", "status": "online"})
-    await receive_until(agent_comm, lambda f: f["type"] == "presence" and f["status"] == "online")
-    visitor, welcome = await visitor_socket()
-    await visitor.send_json_to(
-        {"type": "start", "department": "support", "message": "first", "client_id": "v-0"}
-    )
-    offer = await receive_until(agent_comm, lambda f: f["type"] == "offer")
-    await agent_comm.send_json_to({"type": "accept", "conversation_id": offer["conversation_id"]})
-    await receive_until(agent_comm, lambda f: f["type"] == "history")
-    await receive_until(visitor, lambda f: f["type"] == "conversation" and f["status"] == "active")
-    await pending(visitor)
-    await pending(agent_comm)
-    return visitor, agent_comm, offer["conversation_id"], welcome["token"]
 
 
 def history_messages(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -72,6 +72,7 @@ def _notify_conversation(conversation: Conversation, *, queue_position: int | No
         frames.visitor_conversation_frame(conversation, queue_position=queue_position),
     )
     events.send_event_on_commit(events.staff_group(conversation.pk), frames.staff_conversation_frame(conversation))
+    events.send_live_change_on_commit(conversation.pk, conversation.department_id)
 
 
 def _offer(conversation: Conversation, agent: AgentProfile, *, now: datetime, note: str = "") -> Assignment:
@@ -373,6 +374,8 @@ def transfer(
         conversation = _locked_held(conversation_id, agent, Conversation.Status.ACTIVE)
         assignment = _open_assignment(conversation)
         assert assignment is not None
+        # A transfer to another department takes the chat off this department's live views.
+        events.send_live_change_on_commit(conversation.pk, conversation.department_id)
         target: AgentProfile | None = None
         if to_agent_id is not None:
             target_profile = AgentProfile.objects.filter(user_id=to_agent_id).first()

@@ -40,6 +40,13 @@ def department_group(department_id: int) -> str:
     return f"dept.{department_id}"
 
 
+def live_group(department_id: int) -> str:
+    """Supervisors' live views of one department. Only supervisors of that department join it
+    (chat/supervision.py), and each event carries no chat data: the socket re-reads the chat
+    under the supervisor's access check before it sends anything on."""
+    return f"live.{department_id}"
+
+
 def visitor_private_group(visitor_id: int) -> str:
     """Every tab of one visitor, whatever conversation they hold."""
     return f"visitor.{visitor_id}"
@@ -49,6 +56,19 @@ def send_event_on_commit(group: str, frame: dict[str, Any], *, handler: str = "c
     """Queue `frame` for `group` once the current transaction commits (at once outside one)."""
     event = {"type": handler, "frame": frame, **extra}
     transaction.on_commit(lambda: _send(group, event))
+
+
+def send_live_change_on_commit(conversation_id: int, *department_ids: int | None) -> None:
+    """A chat was queued, offered, accepted, transferred, taken over or ended: the live views of
+    its departments (before and after a transfer) look it up again once this commits."""
+    for department_id in dict.fromkeys(d for d in department_ids if d is not None):
+        send_event_on_commit(
+            live_group(department_id),
+            {"conversation_id": conversation_id, "department_id": department_id},
+            handler="chat.live",
+            conversation_id=conversation_id,
+            department_id=department_id,
+        )
 
 
 def _send(group: str, event: dict[str, Any]) -> None:

@@ -50,36 +50,55 @@ def _scoped(user: Any, qs: Any) -> Any:
     return qs if ids is None else qs.filter(department_id__in=ids)
 
 
-def live_conversations(*, user: Any) -> list[dict[str, Any]]:
-    """Every open chat in the supervisor's departments, with its agent, wait and duration."""
-    if not is_supervisor(user=user):
-        return []
-    qs = _scoped(
+def _live_row(c: Conversation, now: Any) -> dict[str, Any]:
+    waited_until = c.assigned_at or now
+    return {
+        "conversation_id": c.pk,
+        "status": c.status,
+        "department": {"id": c.department_id, "name": c.department.name},
+        "agent": {"user_id": c.agent.user_id, "name": c.agent.display_name} if c.agent else None,
+        "visitor_name": c.visitor.name,
+        "subject": c.subject,
+        "is_training": c.is_training,
+        # Still waiting for a first accept: the page keeps counting the wait up by itself.
+        "waiting": c.assigned_at is None,
+        "wait_seconds": int((waited_until - (c.queued_at or c.created_at)).total_seconds()),
+        "duration_seconds": int((now - c.created_at).total_seconds()),
+    }
+
+
+def _live_queryset(user: Any) -> Any:
+    return _scoped(
         user,
         Conversation.objects.filter(status__in=Conversation.OPEN_STATUSES).select_related(
             "department", "agent", "visitor"
         ),
-    ).order_by("created_at", "pk")
+    )
+
+
+def live_conversations(*, user: Any) -> list[dict[str, Any]]:
+    """Every open chat in the supervisor's departments, with its agent, wait and duration."""
+    if not is_supervisor(user=user):
+        return []
     now = timezone.now()
-    rows = []
-    for c in qs:
-        waited_until = c.assigned_at or now
-        rows.append(
-            {
-                "conversation_id": c.pk,
-                "status": c.status,
-                "department": {"id": c.department_id, "name": c.department.name},
-                "agent": {"user_id": c.agent.user_id, "name": c.agent.display_name}
-                if c.agent
-                else None,
-                "visitor_name": c.visitor.name,
-                "subject": c.subject,
-                "is_training": c.is_training,
-                "wait_seconds": int((waited_until - (c.queued_at or c.created_at)).total_seconds()),
-                "duration_seconds": int((now - c.created_at).total_seconds()),
-            }
-        )
-    return rows
+    return [_live_row(c, now) for c in _live_queryset(user).order_by("created_at", "pk")]
+
+
+def live_row(*, user: Any, conversation_id: int) -> dict[str, Any] | None:
+    """One chat's live row as this supervisor may see it now; None when it is no longer open or
+    not (or no longer) in the supervisor's departments. Read afresh for every live event, so a
+    supervisor who lost a department stops hearing about it at once."""
+    if not is_supervisor(user=user):
+        return None
+    c = _live_queryset(user).filter(pk=conversation_id).first()
+    return _live_row(c, timezone.now()) if c is not None else None
+
+
+def live_department_ids(*, user: Any) -> list[int]:
+    """The departments whose live events this supervisor's socket may hear."""
+    ids = supervised_departments(user=user)
+    qs = Department.objects.all() if ids is None else Department.objects.filter(pk__in=ids)
+    return list(qs.order_by("pk").values_list("pk", flat=True))
 
 
 def get_conversation_for_supervisor(*, user: Any, conversation_id: object) -> Conversation:
@@ -252,6 +271,7 @@ def take_over(*, user: Any, conversation_id: object, source_ip: str | None = Non
             events.visitor_group(conversation.pk),
             frames.visitor_conversation_frame(conversation, queue_position=None),
         )
+        events.send_live_change_on_commit(conversation.pk, conversation.department_id)
         audit.record(
             action="chat.take_over",
             actor=user,

@@ -132,6 +132,7 @@ def start_conversation(
         events.send_event_on_commit(
             events.visitor_private_group(locked.pk), {"type": "started", "conversation_id": conversation.pk}
         )
+        events.send_live_change_on_commit(conversation.pk, department.pk)
     assignment.dispatch(department_id=department.pk)
     conversation.refresh_from_db()
     return conversation
@@ -247,6 +248,7 @@ def end_conversation(
             events.visitor_group(conversation.pk), frames.visitor_conversation_frame(conversation, queue_position=None)
         )
         events.send_event_on_commit(events.staff_group(conversation.pk), frames.staff_conversation_frame(conversation))
+        events.send_live_change_on_commit(conversation.pk, conversation.department_id)
         hooks.conversation_ended_on_commit(conversation.pk)
         if holder is not None:
             events.send_event_on_commit(

@@ -3,6 +3,12 @@
 Thin like the other consumers: every check and change is in chat/oversight.py. Sitting in joins
 the chat's staff group (messages, visitor typing) and its supervision group (agent typing); no
 frame goes to the visitor, so the visitor cannot tell. Frames: docs/protocol.md.
+
+The live view is pushed: the socket joins the live group of each department it supervises
+(events.live_group), and every queue, offer, accept, transfer, take-over and end sends that group
+the chat's id only. The socket then reads the chat again through oversight.live_row, which checks
+the supervisor's departments as they are now, and sends a `live_row` or `live_remove`. Events
+come through the channel layer, so a change made by another server process arrives the same way.
 """
 
 from __future__ import annotations
@@ -38,20 +44,56 @@ class SupervisorConsumer(JsonFrameConsumer):
             return
         self.user = user
         self.following: set[int] = set()
+        self.live_departments: set[int] = set()
+        self.live_ids: set[int] = set()  # the chats this page shows: only these get live_remove
         await self.accept()
         await self.on_live({})
 
     async def disconnect(self, code: int) -> None:
         for conversation_id in list(getattr(self, "following", ())):
             await self._leave(conversation_id)
+        for department_id in list(getattr(self, "live_departments", ())):
+            await self.channel_layer.group_discard(events.live_group(department_id), self.channel_name)
 
     def _ip(self) -> str | None:
         client = self.scope.get("client")
         return client[0] if client else None
 
     async def on_live(self, data: dict[str, Any]) -> None:
+        """The whole list; also re-reads which departments' live groups this socket belongs to.
+
+        Join first, then read: a change in between is read twice at worst, never missed.
+        """
+        allowed = set(await database_sync_to_async(oversight.live_department_ids)(user=self.user))
+        for department_id in allowed - self.live_departments:
+            await self.channel_layer.group_add(events.live_group(department_id), self.channel_name)
+        for department_id in self.live_departments - allowed:
+            await self.channel_layer.group_discard(events.live_group(department_id), self.channel_name)
+        self.live_departments = allowed
         rows = await database_sync_to_async(oversight.live_conversations)(user=self.user)
+        self.live_ids = {r["conversation_id"] for r in rows}
         await self.send_frame({"type": "live", "conversations": rows})
+
+    def _live_change(self, conversation_id: int, department_id: int) -> tuple[dict[str, Any] | None, bool]:
+        row = oversight.live_row(user=self.user, conversation_id=conversation_id)
+        still_supervised = department_id in oversight.live_department_ids(user=self.user)
+        return row, still_supervised
+
+    async def chat_live(self, event: dict[str, Any]) -> None:
+        conversation_id, department_id = event["conversation_id"], event["department_id"]
+        row, still_supervised = await database_sync_to_async(self._live_change)(
+            conversation_id, department_id
+        )
+        if not still_supervised:
+            # The supervisor lost this department since the socket joined its group.
+            self.live_departments.discard(department_id)
+            await self.channel_layer.group_discard(events.live_group(department_id), self.channel_name)
+        if row is not None:
+            self.live_ids.add(conversation_id)
+            await self.send_frame({"type": "live_row", "conversation": row})
+        elif conversation_id in self.live_ids:
+            self.live_ids.discard(conversation_id)
+            await self.send_frame({"type": "live_remove", "conversation_id": conversation_id})
 
     async def on_sit_in(self, data: dict[str, Any]) -> None:
         conversation_id = _int_field(data, "conversation_id")

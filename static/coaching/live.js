@@ -1,10 +1,14 @@
 // The supervisor's live view over /ws/supervisor/ (docs/protocol.md, "Supervisor socket"):
-// every open chat of the supervisor's departments, refreshed every few seconds; sit in on one
-// (read-only, the visitor is not told), whisper to its agent, or join the chat publicly.
+// every open chat of the supervisor's departments, pushed by the server as chats are queued,
+// accepted, transferred and ended (live_row / live_remove); waits and durations count up here
+// between pushes. Sit in on one (read-only, the visitor is not told), whisper to its agent, or
+// join the chat publicly.
 (function () {
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
-  var following = null, seen = new Set(), joined = false, refreshTimer = null;
+  var following = null, seen = new Set(), joined = false;
+  // conversation id -> {row, at}: the server's row and when it arrived (performance.now()).
+  var rows = new Map();
 
   function showError(text) { $("error").textContent = text || ""; $("error").hidden = !text; }
 
@@ -13,31 +17,70 @@
     return m + ":" + (s < 10 ? "0" : "") + s;
   }
 
-  function renderLive(rows) {
-    var body = $("live-rows");
-    body.textContent = "";
-    rows.forEach(function (r) {
-      var tr = document.createElement("tr");
-      tr.dataset.conversation = r.conversation_id;
-      var cells = [
-        "Chat " + r.conversation_id + (r.is_training ? " (training)" : "") + (r.visitor_name ? " — " + r.visitor_name : ""),
-        r.department.name,
-        r.agent ? r.agent.name : "—",
-        r.status,
-        duration(r.wait_seconds),
-        duration(r.duration_seconds)
-      ];
-      cells.forEach(function (text) { var td = document.createElement("td"); td.textContent = text; tr.appendChild(td); });
+  function elapsed(entry) { return Math.floor((window.performance.now() - entry.at) / 1000); }
+
+  function timeCells(entry) {
+    var r = entry.row, e = elapsed(entry);
+    return [duration(r.wait_seconds + (r.waiting ? e : 0)), duration(r.duration_seconds + e)];
+  }
+
+  function buildRow(r) {
+    var tr = document.createElement("tr");
+    tr.dataset.conversation = r.conversation_id;
+    tr.dataset.status = r.status;
+    var cells = [
+      "Chat " + r.conversation_id + (r.is_training ? " (training)" : "") + (r.visitor_name ? " — " + r.visitor_name : ""),
+      r.department.name,
+      r.agent ? r.agent.name : "—",
+      r.status,
+      "", ""
+    ];
+    cells.forEach(function (text, i) {
       var td = document.createElement("td");
-      var b = document.createElement("button");
-      b.type = "button";
-      b.textContent = "Sit in";
-      b.addEventListener("click", function () { sitIn(r.conversation_id); });
-      td.appendChild(b);
+      td.textContent = text;
+      if (i === 4) td.className = "live-wait";
+      if (i === 5) td.className = "live-duration";
       tr.appendChild(td);
-      body.appendChild(tr);
+    });
+    var td = document.createElement("td");
+    var b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Sit in";
+    b.addEventListener("click", function () { sitIn(r.conversation_id); });
+    td.appendChild(b);
+    tr.appendChild(td);
+    return tr;
+  }
+
+  function tick() {
+    $("live-rows").querySelectorAll("tr[data-conversation]").forEach(function (tr) {
+      var entry = rows.get(Number(tr.dataset.conversation));
+      if (!entry) return;
+      var t = timeCells(entry);
+      tr.querySelector(".live-wait").textContent = t[0];
+      tr.querySelector(".live-duration").textContent = t[1];
     });
   }
+
+  function render() {
+    var body = $("live-rows");
+    body.textContent = "";
+    Array.from(rows.values())
+      .sort(function (a, b) { return a.row.conversation_id - b.row.conversation_id; })
+      .forEach(function (entry) { body.appendChild(buildRow(entry.row)); });
+    $("live-empty").hidden = rows.size > 0;
+    tick();
+  }
+
+  function renderLive(list) {
+    var now = window.performance.now();
+    rows = new Map();
+    list.forEach(function (r) { rows.set(r.conversation_id, { row: r, at: now }); });
+    render();
+  }
+
+  function upsert(r) { rows.set(r.conversation_id, { row: r, at: window.performance.now() }); render(); }
+  function remove(id) { rows.delete(id); render(); }
 
   function sitIn(id) {
     if (following !== null) socket.sendRaw({ type: "leave", conversation_id: following });
@@ -71,12 +114,15 @@
   var socket = new window.Coachline.ChatSocket("/ws/supervisor/", {
     onStatus: function (s) { $("connection").textContent = s === "connected" ? "" : "Reconnecting…"; },
     onOpen: function () {
+      // The server sends the whole list on every (re)connection; changes after it are pushed.
       if (following !== null) socket.sendRaw({ type: "sit_in", conversation_id: following, last_seq: Math.max(0, Math.max.apply(null, [0].concat(Array.from(seen)))) });
       socket.flushOutbox();
     },
     onFrame: function (f) {
       switch (f.type) {
         case "live": renderLive(f.conversations); break;
+        case "live_row": upsert(f.conversation); break;
+        case "live_remove": remove(f.conversation_id); break;
         case "history": f.messages.forEach(renderMessage); break;
         case "message":
           renderMessage(f);
@@ -124,6 +170,6 @@
   });
 
   socket.connect();
-  // The list is a snapshot; ask again every few seconds so waits, durations and new chats show.
-  refreshTimer = window.setInterval(function () { socket.sendRaw({ type: "live" }); }, 3000);
+  // Only the clock runs here: no request goes to the server for the list.
+  window.setInterval(tick, 1000);
 })();

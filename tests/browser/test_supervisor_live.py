@@ -79,3 +79,44 @@ async def test_supervisor_sits_in_whispers_and_barges_in(open_page, people):
     await supervisor.get_by_role("button", name="Send to visitor").click()
     await expect(visitor.locator("#log")).to_contain_text("Hi Vera, I'm the team lead.")
     await expect(chat.locator(".log")).to_contain_text("Hi Vera, I'm the team lead.")
+
+
+async def test_live_list_is_pushed_as_chats_start_are_accepted_and_end(open_page, people):
+    """The supervisor's page is open before anything happens; it never asks for the list again,
+    yet the chat appears, gets its agent, counts its duration up, and goes when it ends."""
+    supervisor = await open_page()
+    sent_by_page: list[str] = []
+    supervisor.on(
+        "websocket", lambda ws: ws.on("framesent", lambda payload: sent_by_page.append(payload))
+    )
+    await log_in_browser(supervisor, username="sam", password=PASSWORD, next_path="/coaching/live/")
+    await expect(supervisor.locator("#live-empty")).to_be_visible()
+
+    agent = await open_page()
+    await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
+    await expect(agent.locator("#presence")).to_have_value("offline")
+    await agent.locator("#presence").select_option("online")
+
+    visitor = await open_page(width=900, height=760)
+    await visitor.goto("/chat/")
+    await visitor.get_by_label("Your name").fill("Walt Waiting")
+    await visitor.get_by_label("How can we help?").fill("Is my prescription ready?")
+    await visitor.get_by_role("button", name="Start chat").click()
+
+    row = supervisor.locator("#live-rows tr").filter(has_text="Walt Waiting")
+    await expect(row).to_contain_text("offered")
+    await expect(row).to_contain_text("Alice Agent")
+    await expect(supervisor.locator("#live-empty")).to_be_hidden()
+
+    chat = agent.locator("article.chat").filter(has_text="Walt Waiting")
+    await chat.get_by_role("button", name="Accept").click()
+    await expect(row).to_contain_text("active")
+    duration = row.locator(".live-duration")
+    before = await duration.text_content()
+    await expect(duration).not_to_have_text(before or "", timeout=3000)  # the clock runs
+
+    await visitor.get_by_role("button", name="End chat").click()
+    await expect(row).to_have_count(0)
+    await expect(supervisor.locator("#live-empty")).to_be_visible()
+    # Pushed, not polled: the page sent no request for the list (pings only).
+    assert not [p for p in sent_by_page if '"live"' in p], sent_by_page

@@ -1,0 +1,141 @@
+"""The supervisor's live view is pushed, not polled: a chat appears when it is queued, changes
+agent and status on offer, accept and transfer, and disappears when it ends or leaves the
+supervisor's departments. Only supervisors of the chat's department hear about it, and a
+supervisor who loses a department stops hearing about it at the next event.
+"""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chat.models import AgentProfile
+from tests.chat.helpers import agent_socket, visitor_socket
+from tests.chat.test_supervision import supervisor_socket
+from tests.chat.test_visibility import Recording
+from tests.factories import AgentFactory, UserFactory, give_role
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def billing_lead(other_department):
+    lead = give_role(UserFactory(username="bill"), "Supervisor")
+    AgentFactory(user=lead, display_name="Bill Lead", departments=[other_department])
+    return lead
+
+
+def live_frames(who: Recording, conversation_id: int) -> list[dict]:
+    return [
+        f
+        for f in who.frames
+        if (f["type"] == "live_row" and f["conversation"]["conversation_id"] == conversation_id)
+        or (f["type"] == "live_remove" and f["conversation_id"] == conversation_id)
+    ]
+
+
+async def online_agent(username: str) -> Recording:
+    comm, state = await agent_socket(username)
+    agent = Recording(comm, [state])
+    await agent.send({"type": "presence", "status": "online"})
+    await agent.until(lambda f: f["type"] == "presence" and f["status"] == "online")
+    return agent
+
+
+async def test_chats_appear_change_and_disappear_as_they_happen(
+    agent, department_supervisor, billing_lead, other_department
+):
+    sue, live = await supervisor_socket("sue")
+    bill, bill_live = await supervisor_socket("bill")
+    assert live["conversations"] == [] and bill_live["conversations"] == []
+    alice = await online_agent("alice")
+
+    visitor_comm, _ = await visitor_socket()
+    visitor = Recording(visitor_comm)
+    await visitor.send({"type": "start", "department": "support", "message": "hello"})
+    offer = await alice.until(lambda f: f["type"] == "offer")
+    conversation_id = offer["conversation_id"]
+    ringing = await sue.until(
+        lambda f: f["type"] == "live_row" and f["conversation"]["status"] == "offered"
+    )
+    row = ringing["conversation"]
+    assert row["conversation_id"] == conversation_id
+    assert row["agent"]["name"] == "Alice Agent" and row["department"]["name"] == "Patient support"
+    assert row["waiting"] is True and row["wait_seconds"] >= 0
+
+    await alice.send({"type": "accept", "conversation_id": conversation_id})
+    active = await sue.until(
+        lambda f: f["type"] == "live_row" and f["conversation"]["status"] == "active"
+    )
+    assert active["conversation"]["agent"]["name"] == "Alice Agent"
+    assert active["conversation"]["waiting"] is False
+
+    # A transfer to Billing: gone from Patient support's view, queued in Billing's.
+    await alice.send(
+        {"type": "transfer", "conversation_id": conversation_id, "to_department": other_department.pk}
+    )
+    removed = await sue.until(lambda f: f["type"] == "live_remove")
+    assert removed == {"type": "live_remove", "conversation_id": conversation_id}
+    arrived = await bill.until(lambda f: f["type"] == "live_row")
+    assert arrived["conversation"]["conversation_id"] == conversation_id
+    assert arrived["conversation"]["department"]["name"] == "Billing"
+    assert arrived["conversation"]["status"] == "queued" and arrived["conversation"]["agent"] is None
+    # Billing's lead heard nothing of the chat while it was Patient support's.
+    assert live_frames(bill, conversation_id) == [arrived]
+
+    await visitor.send({"type": "end"})
+    gone = await bill.until(lambda f: f["type"] == "live_remove")
+    assert gone["conversation_id"] == conversation_id
+    await sue.settle()
+    assert live_frames(sue, conversation_id)[-1] == removed  # nothing after it left her departments
+    for who in (sue, bill, alice, visitor):
+        await who.comm.disconnect()
+
+
+async def test_a_supervisor_of_another_department_hears_nothing(agent, billing_lead):
+    bill, _ = await supervisor_socket("bill")
+    alice = await online_agent("alice")
+    visitor_comm, _ = await visitor_socket()
+    visitor = Recording(visitor_comm)
+    await visitor.send({"type": "start", "department": "support", "message": "hello"})
+    offer = await alice.until(lambda f: f["type"] == "offer")
+    await alice.send({"type": "accept", "conversation_id": offer["conversation_id"]})
+    await alice.until(lambda f: f["type"] == "history")
+    await visitor.send({"type": "end"})
+    await visitor.until(lambda f: f.get("type") == "conversation" and f["status"] == "ended")
+    await bill.settle()
+    assert [f["type"] for f in bill.frames] == ["live"], bill.frames
+    for who in (bill, alice, visitor):
+        await who.comm.disconnect()
+
+
+async def test_a_supervisor_who_loses_the_department_stops_hearing_at_once(
+    agent, department_supervisor, department
+):
+    sue, _ = await supervisor_socket("sue")
+    alice = await online_agent("alice")
+
+    # Sue's department is taken away while her live page is open.
+    await database_sync_to_async(
+        lambda: AgentProfile.objects.get(user=department_supervisor).departments.remove(department)
+    )()
+    visitor_comm, _ = await visitor_socket()
+    visitor = Recording(visitor_comm)
+    await visitor.send({"type": "start", "department": "support", "message": "private matter"})
+    offer = await alice.until(lambda f: f["type"] == "offer")
+    await alice.send({"type": "accept", "conversation_id": offer["conversation_id"]})
+    await alice.until(lambda f: f["type"] == "history")
+    await sue.settle()
+    assert [f["type"] for f in sue.frames] == ["live"], sue.frames
+    assert "private matter" not in sue.text()
+    # She may ask for the list again; it is empty, and she has left the department's group.
+    await sue.send({"type": "live"})
+    again = await sue.until(lambda f: f["type"] == "live")
+    assert again["conversations"] == []
+    for who in (sue, alice, visitor):
+        await who.comm.disconnect()

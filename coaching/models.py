@@ -177,6 +177,11 @@ class Review(models.Model):
         AgentProfile, on_delete=models.PROTECT, related_name="coaching_reviews"
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    # Opened by a supervisor (a mock chat), not by a sampling rule. Not "rule is null": deleting
+    # a rule nulls its reviews' rule, and those must not collide with the constraint below.
+    by_hand = models.BooleanField(
+        default=False, verbose_name="opened by hand (a mock chat)"
+    )
     summary = models.TextField(blank=True, help_text="The reviewer's comment on the whole chat.")
     scorecard = models.ForeignKey(
         Scorecard, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -197,6 +202,12 @@ class Review(models.Model):
         constraints = [
             # Re-evaluating a rule (chat end, then a late survey) never queues a chat twice.
             models.UniqueConstraint(fields=["rule", "conversation"], name="review_once_per_rule"),
+            # A review opened by hand (a mock chat): one per supervisor and chat.
+            models.UniqueConstraint(
+                fields=["reviewer", "conversation"],
+                condition=Q(by_hand=True),
+                name="manual_review_once_per_reviewer",
+            ),
             models.CheckConstraint(
                 condition=Q(score__isnull=True) | Q(score__gte=Decimal(0), score__lte=Decimal(100)),
                 name="review_score_0_100",

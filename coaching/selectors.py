@@ -13,7 +13,7 @@ from django.http import Http404
 
 from chat.models import CannedResponse, Message
 from coaching import access
-from coaching.models import Review
+from coaching.models import MockChat, Review
 
 AGENT_VISIBLE = (Review.Status.SHARED, Review.Status.ACKNOWLEDGED)
 
@@ -112,7 +112,7 @@ def agent_scores_over_time(
     ids = access.supervised_department_ids(user)
     if ids is not None and not ids:
         return []
-    qs = Review.objects.filter(score__isnull=False)
+    qs = scored_reviews()
     if ids is not None:
         qs = qs.filter(conversation__department_id__in=ids)
     if agent_ids is not None:
@@ -136,6 +136,49 @@ def agent_scores_over_time(
             "average_score": Decimal(r["average_score"]).quantize(Decimal("0.01")),
         }
         for r in rows
+    ]
+
+
+def scored_reviews() -> QuerySet[Review]:
+    """Every QA evaluation that counts in metrics: reviews with a scorecard score (0 to 100), mock
+    (training) chats left out. No access check: this is reporting's source of per-agent QA scores,
+    which scopes its own figures.
+
+    Each row is one evaluation; useful fields: `agent_id`, `score`, `created_at` (when the chat
+    entered the queue), `conversation__department_id`, `conversation__ended_at`. A chat reviewed
+    under two rules counts twice, as two evaluations. For example, per agent and day of the chat:
+    `scored_reviews().annotate(day=TruncDate("conversation__ended_at", tzinfo=tz))
+    .values("day", "conversation__department_id", "agent_id")
+    .annotate(qa_count=Count("pk"), qa_score_sum=Sum("score"))`.
+    """
+    return Review.objects.filter(score__isnull=False, conversation__is_training=False)
+
+
+def mock_chats_for_supervisor(*, user: Any) -> QuerySet[MockChat]:
+    """The mock chats a supervisor may review: those it played (administrators: every one)."""
+    if not access.is_supervisor(user):
+        return MockChat.objects.none()
+    qs = MockChat.objects.select_related("conversation", "scenario", "agent", "supervisor")
+    if access.supervised_department_ids(user) is not None:
+        qs = qs.filter(supervisor=user)
+    return qs.order_by("-created_at", "-pk")
+
+
+def recent_mock_chats(*, user: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """The supervisor's latest mock chats, each with its status and its review by this user."""
+    mocks = list(mock_chats_for_supervisor(user=user)[:limit])
+    reviews = dict(
+        Review.objects.filter(
+            by_hand=True, reviewer=user, conversation_id__in=[m.conversation_id for m in mocks]
+        ).values_list("conversation_id", "pk")
+    )
+    return [
+        {
+            "mock": m,
+            "ended": m.conversation.status == m.conversation.Status.ENDED,
+            "review_id": reviews.get(m.conversation_id),
+        }
+        for m in mocks
     ]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
+from django.http import Http404
 from django.utils import timezone
 
 from chat import oversight
@@ -333,6 +334,34 @@ def acknowledge_review(*, user: Any, review_id: int, reply: str = "") -> Review:
 
 
 # --- mock chats ------------------------------------------------------------------------------
+
+
+def review_mock_chat(*, user: Any, mock_id: Any) -> Review:
+    """Open (or reopen) the supervisor's own review of a mock chat it played.
+
+    Sampling rules never pick training chats, so this is how one is reviewed and annotated like
+    a real chat; once per supervisor and chat (constraint `manual_review_once_per_reviewer`).
+    """
+    from coaching.selectors import mock_chats_for_supervisor
+
+    mock = (
+        mock_chats_for_supervisor(user=user).filter(pk=mock_id).first()
+        if isinstance(mock_id, int)
+        else None
+    )
+    if mock is None:
+        raise Http404("No such mock chat of yours.")
+    conversation = mock.conversation
+    if conversation.status != Conversation.Status.ENDED or conversation.agent_id is None:
+        raise ValidationError("End the mock chat (an agent must have accepted it) before reviewing it.")
+    with transaction.atomic():
+        review, _ = Review.objects.get_or_create(
+            conversation=conversation,
+            reviewer=user,
+            by_hand=True,
+            defaults={"agent_id": conversation.agent_id, "created_at": timezone.now()},
+        )
+    return review
 
 
 def start_mock_chat(

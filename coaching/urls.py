@@ -10,5 +10,6 @@ urlpatterns = [
     path("reviews/<int:review_id>/scorecard/", views.scorecard, name="scorecard"),
     path("insight/canned/", views.canned_insight, name="canned_insight"),
     path("mock/", views.mock_chat, name="mock_chat"),
+    path("mock/<int:mock_id>/review/", views.review_mock, name="review_mock"),
     path("live/", views.live, name="live"),
 ]

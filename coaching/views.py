@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from chat.errors import ChatError
 from coaching import access, selectors, services
@@ -117,7 +118,24 @@ def mock_chat(request: HttpRequest) -> HttpResponse:
         else:
             # The token is shown once, in this response: the supervisor's window becomes the visitor.
             return render(request, "coaching/mock_play.html", {"mock": mock, "token": token})
-    return render(request, "coaching/mock_start.html", {"form": form})
+    return render(
+        request,
+        "coaching/mock_start.html",
+        {"form": form, "recent": selectors.recent_mock_chats(user=request.user)},
+    )
+
+
+@login_required
+@require_POST
+def review_mock(request: HttpRequest, mock_id: int) -> HttpResponse:
+    """Open the supervisor's review of a mock chat it played, in the back office's review page."""
+    _require_supervisor(request)
+    try:
+        review = services.review_mock_chat(user=request.user, mock_id=mock_id)
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+        return redirect("coaching:mock_chat")
+    return redirect("admin:coaching_review_change", review.pk)
 
 
 @login_required

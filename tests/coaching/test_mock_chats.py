@@ -73,3 +73,97 @@ def test_agents_cannot_start_mock_chats(scenario, db):
     assert staff_client(visitor_like).get(reverse("coaching:mock_chat")).status_code == 403
     with pytest.raises(Exception, match="Only supervisors"):
         services.start_mock_chat(user=visitor_like, scenario_id=scenario.pk, department_id=1)
+
+
+def _ended_mock_chat(supervisor, agent, scenario) -> MockChat:
+    from chat import assignment
+
+    AgentProfile.objects.filter(pk=agent.pk).update(presence=AgentProfile.Presence.ONLINE)
+    mock, _ = services.start_mock_chat(user=supervisor, scenario_id=scenario.pk, agent_id=agent.pk)
+    assignment.accept_offer(agent=agent, conversation_id=mock.conversation_id)
+    chat_services.post_staff_message(
+        user=agent.user,
+        conversation_id=mock.conversation_id,
+        body="I am sorry about the double charge; I will refund it now.",
+        client_id=None,
+    )
+    chat_services.end_conversation(
+        conversation_id=mock.conversation_id, ended_by=Conversation.EndedBy.AGENT
+    )
+    return mock
+
+
+def test_a_mock_chat_is_reviewed_annotated_scored_and_shared_like_a_real_one(
+    supervisor, agent, scenario
+):
+    from decimal import Decimal
+
+    from coaching import selectors
+    from coaching.models import Criterion, Scorecard
+
+    mock = _ended_mock_chat(supervisor, agent, scenario)
+    client = staff_client(supervisor)
+    listing = client.get(reverse("coaching:mock_chat"))
+    assert scenario.title in listing.text and "Review</button>" in listing.text
+
+    opened = client.post(reverse("coaching:review_mock", args=[mock.pk]))
+    review = Review.objects.get()
+    assert opened.status_code == 302
+    assert opened["Location"] == reverse("admin:coaching_review_change", args=[review.pk])
+    assert review.by_hand and review.rule is None and review.agent == agent
+    # Asking again opens the same review.
+    client.post(reverse("coaching:review_mock", args=[mock.pk]))
+    assert Review.objects.count() == 1
+    assert "Open the review" in client.get(reverse("coaching:mock_chat")).text
+
+    page = client.get(opened["Location"])
+    assert "I am sorry about the double charge" in page.text
+    answer = Message.objects.get(conversation_id=mock.conversation_id, role=Message.Role.AGENT)
+    services.annotate(
+        user=supervisor,
+        review_id=review.pk,
+        category="praise",
+        comment="Named the next step at once.",
+        message_id=answer.pk,
+    )
+    card = Scorecard.objects.create(name="Basics")
+    empathy = Criterion.objects.create(scorecard=card, label="Empathy first", kind="yes_no")
+    services.fill_scorecard(
+        user=supervisor, review_id=review.pk, scorecard_id=card.pk, values={empathy.pk: 1}
+    )
+    services.share_review(user=supervisor, review_id=review.pk)
+    inbox = staff_client(agent.user).get(reverse("coaching:review", args=[review.pk]))
+    assert inbox.status_code == 200 and "Named the next step at once." in inbox.text
+
+    # Training: its score counts in no metric.
+    assert Review.objects.get().score == Decimal("100.00")
+    assert not selectors.scored_reviews().exists()
+    assert selectors.agent_scores_over_time(user=supervisor) == []
+
+
+def test_a_mock_chat_is_reviewed_only_once_ended_and_only_by_its_supervisor(
+    supervisor, agent, scenario, department_supervisor
+):
+    from chat import assignment
+
+    AgentProfile.objects.filter(pk=agent.pk).update(presence=AgentProfile.Presence.ONLINE)
+    mock, _ = services.start_mock_chat(user=supervisor, scenario_id=scenario.pk, agent_id=agent.pk)
+    assignment.accept_offer(agent=agent, conversation_id=mock.conversation_id)
+    client = staff_client(supervisor)
+    early = client.post(reverse("coaching:review_mock", args=[mock.pk]), follow=True)
+    assert "End the mock chat (an agent must have accepted it) before reviewing it." in early.text
+    assert not Review.objects.exists()
+
+    chat_services.end_conversation(
+        conversation_id=mock.conversation_id, ended_by=Conversation.EndedBy.AGENT
+    )
+    # Another supervisor (of the same department) did not play it: not found, nothing created.
+    other = staff_client(department_supervisor).post(
+        reverse("coaching:review_mock", args=[mock.pk])
+    )
+    assert other.status_code == 404
+    assert staff_client(agent.user).post(
+        reverse("coaching:review_mock", args=[mock.pk])
+    ).status_code == 403
+    assert client.get(reverse("coaching:review_mock", args=[mock.pk])).status_code == 405
+    assert not Review.objects.exists()

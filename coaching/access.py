@@ -16,6 +16,22 @@ def is_supervisor(user: Any) -> bool:
     return roles.is_supervisor(user) or roles.is_administrator(user)
 
 
+def possible_reviewers() -> Any:
+    """Active users who have a review queue: supervisors and administrators (superusers too)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True) | Q(groups__name__in=[roles.SUPERVISOR, roles.ADMINISTRATOR])
+        )
+        .distinct()
+        .order_by("username")
+    )
+
+
 def supervised_department_ids(user: Any) -> set[int] | None:
     """None means every department (administrators); an empty set means none."""
     if roles.is_administrator(user):

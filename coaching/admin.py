@@ -33,6 +33,13 @@ class SamplingRuleAdmin(admin.ModelAdmin):
     def has_module_permission(self, request) -> bool:
         return access.is_supervisor(request.user) and super().has_module_permission(request)
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "reviewers":
+            # Only someone with a review queue can receive reviews: an agent chosen here would
+            # get reviews nobody could open.
+            kwargs["queryset"] = access.possible_reviewers()
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
 
 class CriterionInline(admin.TabularInline):
     model = Criterion

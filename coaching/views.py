@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -28,9 +28,11 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def review_detail(request: HttpRequest, review_id: int) -> HttpResponse:
-    review = selectors.get_review_for_agent(
-        user=request.user, review_id=review_id
-    )  # 404 if not its own
+    try:
+        review = selectors.get_review_for_agent(user=request.user, review_id=review_id)
+    except Http404:
+        # Another agent's review, one not shared yet, or none at all: the same answer for each.
+        return render(request, "coaching/review_not_yours.html", status=404)
     form = ReplyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

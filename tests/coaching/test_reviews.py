@@ -121,7 +121,13 @@ def test_agent_sees_only_shared_reviews_of_its_own(review, agent, second_agent, 
         assert text in page.text
     assert "Whisper to Alice" in page.text and "Whisper to Bob" not in page.text
     bob = staff_client(second_agent.user)
-    assert bob.get(url).status_code == 404
+    refused = bob.get(url)
+    assert refused.status_code == 404
+    assert "This review is not in your coaching inbox" in refused.text
+    assert "Warm greeting" not in refused.text and "Good chat overall." not in refused.text
+    # A review that does not exist gets the very same answer: nothing tells them apart.
+    missing = bob.get(reverse("coaching:review", args=[review.pk + 1000]))
+    assert missing.status_code == 404 and missing.text == refused.text
     assert url not in bob.get(reverse("coaching:inbox")).text
 
 
@@ -178,6 +184,20 @@ def test_rule_form_refuses_impossible_values_with_clear_errors(supervisor):
     assert not SamplingRule.objects.exists()
     client.post(url, {**base, "percent": "10"})
     assert SamplingRule.objects.get().percent == 10
+
+
+def test_only_supervisors_can_be_a_rules_reviewers(supervisor, agent, department_supervisor):
+    """An agent chosen as reviewer would get reviews that no queue shows: not offered, refused."""
+    client = staff_client(supervisor)
+    url = reverse("admin:coaching_samplingrule_add")
+    form = client.get(url)
+    choices = form.context["adminform"].form.fields["reviewers"].queryset
+    assert set(choices) == {supervisor, department_supervisor}
+    refused = client.post(
+        url, {"name": "To an agent", "enabled": "on", "mode": "all", "reviewers": [agent.user.pk]}
+    )
+    assert "Select a valid choice" in refused.text
+    assert not SamplingRule.objects.exists()
 
 
 def test_canned_insight_aggregates_uses_edits_and_scores(supervisor, agent, department):

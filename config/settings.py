@@ -87,8 +87,13 @@ TEMPLATES = [
     },
 ]
 
+# See the embedded default below: SQLite's write lock at BEGIN, and a wait for it.
+SQLITE_OPTIONS = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # A sqlite:/// URL (the browser tests' server) gets the same safety as the default.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -98,7 +103,7 @@ else:
             # IMMEDIATE transactions take SQLite's write lock at BEGIN, so two requests that
             # read-then-write (routing, sequence numbers) serialize instead of failing with
             # "database is locked" half-way through.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "OPTIONS": dict(SQLITE_OPTIONS),
             "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
         }
     }

@@ -209,8 +209,7 @@ def current_database_url() -> str:
             f"postgres://{auth + '@' if auth else ''}{host}{port}/{quote(str(sd['NAME']), safe='')}"
         )
     if engine.endswith("sqlite3"):
-        # Note: dj-database-url gives no OPTIONS, so the IMMEDIATE transaction mode of the
-        # embedded default is lost; fine for one server process, not for write races.
+        # config/settings.py gives a sqlite URL the embedded default's IMMEDIATE transactions.
         return f"sqlite:///{Path(str(sd['NAME'])).resolve()}"
     raise ValueError(f"test servers support PostgreSQL and SQLite, not {engine}")
 

@@ -61,3 +61,40 @@ async def test_supervisor_plays_the_visitor_of_a_mock_chat(open_page, people):
     await supervisor.locator("#message-input").fill("Thank you.")
     await supervisor.locator("#composer").get_by_role("button", name="Send").click()
     await expect(chat.locator(".log")).to_contain_text("Thank you.")
+
+    # Once ended, the supervisor reviews the mock chat like a real one, annotates it in the back
+    # office and shares it; the agent acknowledges it from the workspace; the supervisor sees it.
+    await chat.get_by_role("button", name="End chat").click()
+    await supervisor.goto("/coaching/mock/")
+    row = supervisor.locator("#mock-chats tr").filter(has_text="Double charge")
+    await expect(row).to_contain_text("Ended")
+    await row.get_by_role("button", name="Review").click()
+    await expect(supervisor.locator(".coaching-transcript")).to_contain_text(
+        "let me check that for you"
+    )
+    annotation = supervisor.locator("#annotations-0")
+    await annotation.get_by_label("Category").select_option(label="Praise")
+    await annotation.get_by_label("Comment").fill("You apologised before checking: well done.")
+    await supervisor.locator("input[name=_continue]").click()
+    await expect(supervisor.locator(".coaching-transcript, .chat-annotations").first).to_be_visible()
+    await expect(supervisor.locator("body")).to_contain_text(
+        "You apologised before checking: well done."
+    )
+    await supervisor.goto("/admin/coaching/review/")
+    review_row = supervisor.locator("#result_list tbody tr").first
+    await review_row.locator("input.action-select").check()
+    await supervisor.locator("select[name=action]").select_option("share_with_agent")
+    await supervisor.locator("button[name=index]").click()
+    await expect(supervisor.locator(".messagelist")).to_contain_text("Shared 1 review(s).")
+
+    await agent.get_by_role("link", name="Coaching inbox").click()
+    await agent.get_by_role("link", name="Chat").first.click()
+    await expect(agent.locator("body")).to_contain_text("You apologised before checking: well done.")
+    await agent.get_by_label("Reply to your supervisor").fill("Thanks, I will keep doing that.")
+    await agent.get_by_role("button", name="Acknowledge").click()
+    await expect(agent.locator(".notice")).to_contain_text("your supervisor can see")
+
+    await supervisor.goto("/admin/coaching/review/")
+    await expect(supervisor.locator("#result_list")).to_contain_text("Acknowledged by the agent")
+    await supervisor.locator("#result_list tbody tr a").first.click()
+    await expect(supervisor.locator("body")).to_contain_text("Thanks, I will keep doing that.")

@@ -119,6 +119,16 @@ def get_conversation_for_supervisor(*, user: Any, conversation_id: object) -> Co
     return conversation
 
 
+def may_follow(*, user: Any, conversation_id: int) -> bool:
+    """Whether the supervisor may still follow the chat it sits in on (its department may have
+    changed by a transfer, or the supervisor lost the department or the role)."""
+    try:
+        get_conversation_for_supervisor(user=user, conversation_id=conversation_id)
+    except NotFound:
+        return False
+    return True
+
+
 def supervisor_messages_after(*, conversation: Conversation, after_seq: int) -> list[Message]:
     # Supervisors oversee everything said in a chat, whispers included.
     return list(

@@ -88,6 +88,8 @@ class SupervisorConsumer(JsonFrameConsumer):
             # The supervisor lost this department since the socket joined its group.
             self.live_departments.discard(department_id)
             await self.channel_layer.group_discard(events.live_group(department_id), self.channel_name)
+        if conversation_id in self.following:
+            await self._still_allowed(conversation_id)
         if row is not None:
             self.live_ids.add(conversation_id)
             await self.send_frame({"type": "live_row", "conversation": row})
@@ -189,9 +191,21 @@ class SupervisorConsumer(JsonFrameConsumer):
     async def on_ping(self, data: dict[str, Any]) -> None:
         await self.send_frame({"type": "pong"})
 
+    async def _still_allowed(self, conversation_id: int) -> bool:
+        """Checked for every frame of a followed chat: a transfer out of the supervisor's
+        departments, or a department or role taken away, ends the sit-in there and then."""
+        if await database_sync_to_async(oversight.may_follow)(
+            user=self.user, conversation_id=conversation_id
+        ):
+            return True
+        await self._leave(conversation_id)
+        await self.send_frame({"type": "left", "conversation_id": conversation_id})
+        return False
+
     async def chat_frame(self, event: dict[str, Any]) -> None:
         frame = event["frame"]
-        if frame.get("conversation_id") not in self.following:
+        conversation_id = frame.get("conversation_id")
+        if conversation_id not in self.following or not await self._still_allowed(conversation_id):
             return
         await self.send_frame(frame)
 

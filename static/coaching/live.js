@@ -123,6 +123,14 @@
         case "live": renderLive(f.conversations); break;
         case "live_row": upsert(f.conversation); break;
         case "live_remove": remove(f.conversation_id); break;
+        case "left":
+          // The chat left this supervisor's departments (a transfer) or the department was
+          // taken away: the sit-in ends here.
+          if (f.conversation_id !== following) break;
+          following = null;
+          $("sitin").hidden = true;
+          showError("Chat " + f.conversation_id + " is no longer in your departments; you stopped following it.");
+          break;
         case "history": f.messages.forEach(renderMessage); break;
         case "message":
           renderMessage(f);

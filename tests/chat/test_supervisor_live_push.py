@@ -139,3 +139,43 @@ async def test_a_supervisor_who_loses_the_department_stops_hearing_at_once(
     assert again["conversations"] == []
     for who in (sue, alice, visitor):
         await who.comm.disconnect()
+
+
+async def test_a_sit_in_ends_when_the_chat_is_transferred_out_of_the_departments(
+    agent, department_supervisor, other_department
+):
+    sue, _ = await supervisor_socket("sue")
+    alice = await online_agent("alice")
+    visitor_comm, _ = await visitor_socket()
+    visitor = Recording(visitor_comm)
+    await visitor.send({"type": "start", "department": "support", "message": "hello"})
+    offer = await alice.until(lambda f: f["type"] == "offer")
+    conversation_id = offer["conversation_id"]
+    await alice.send({"type": "accept", "conversation_id": conversation_id})
+    await alice.until(lambda f: f["type"] == "history")
+    await sue.send({"type": "sit_in", "conversation_id": conversation_id})
+    await sue.until(lambda f: f["type"] == "history")
+    await visitor.send({"type": "message", "body": "still support", "client_id": "v1"})
+    await sue.until(lambda f: f.get("type") == "message" and f["body"] == "still support")
+
+    await alice.send(
+        {
+            "type": "transfer",
+            "conversation_id": conversation_id,
+            "to_department": other_department.pk,
+            "note": "billing question about invoice 123",
+        }
+    )
+    left = await sue.until(lambda f: f["type"] == "left")
+    assert left == {"type": "left", "conversation_id": conversation_id}
+    await visitor.send({"type": "message", "body": "now in billing", "client_id": "v2"})
+    await visitor.until(lambda f: f.get("type") == "ack" or f.get("body") == "now in billing")
+    await sue.settle()
+    assert "now in billing" not in sue.text()
+    assert "invoice 123" not in sue.text()  # the transfer note went with the chat
+    # And she cannot follow it again.
+    await sue.send({"type": "sit_in", "conversation_id": conversation_id})
+    refused = await sue.until(lambda f: f["type"] == "error")
+    assert refused["code"] == "not_found"
+    for who in (sue, alice, visitor):
+        await who.comm.disconnect()

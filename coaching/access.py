@@ -32,6 +32,24 @@ def possible_reviewers() -> Any:
     )
 
 
+def overseers_of(department_id: int) -> Any:
+    """Active users who oversee a department: administrators (superusers too) and its
+    supervisors (the Supervisor role with the department on their agent profile)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(is_superuser=True)
+            | Q(groups__name=roles.ADMINISTRATOR)
+            | Q(groups__name=roles.SUPERVISOR, agent__departments=department_id)
+        )
+        .values_list("pk", flat=True)
+    )
+
+
 def supervised_department_ids(user: Any) -> set[int] | None:
     """None means every department (administrators); an empty set means none."""
     if roles.is_administrator(user):

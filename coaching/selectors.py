@@ -19,7 +19,8 @@ AGENT_VISIBLE = (Review.Status.SHARED, Review.Status.ACKNOWLEDGED)
 
 
 def reviews_for_supervisor(*, user: Any) -> QuerySet[Review]:
-    """The supervisor's queue: reviews assigned to it, within the departments it oversees."""
+    """The supervisor's queue: reviews assigned to it, within the departments it oversees now
+    (a supervisor moved off a department no longer reads its transcripts). Superusers: all."""
     if not access.is_supervisor(user):
         return Review.objects.none()
     qs = Review.objects.select_related(
@@ -27,6 +28,9 @@ def reviews_for_supervisor(*, user: Any) -> QuerySet[Review]:
     )
     if not user.is_superuser:
         qs = qs.filter(reviewer=user)
+    ids = access.supervised_department_ids(user)
+    if ids is not None:
+        qs = qs.filter(conversation__department_id__in=ids)
     return qs
 
 

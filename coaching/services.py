@@ -98,10 +98,12 @@ def _start_of_day(now: datetime) -> datetime:
     return timezone.make_aware(datetime.combine(local.date(), time.min), local.tzinfo)
 
 
-def _pick_reviewer(rule: SamplingRule) -> Any:
-    """The rule's reviewer with the fewest open reviews; the oldest account on a tie."""
+def _pick_reviewer(rule: SamplingRule, department_id: int) -> Any:
+    """Of the rule's reviewers who oversee the chat's department, the one with the fewest open
+    reviews; the oldest account on a tie. A reviewer outside the department would be handed a
+    chat it may not read (and its queue would not show it)."""
     return (
-        rule.reviewers.filter(is_active=True)
+        rule.reviewers.filter(pk__in=access.overseers_of(department_id))
         .annotate(
             open_reviews=Count(
                 "coaching_reviews",
@@ -152,7 +154,7 @@ def sample_conversation(*, conversation_id: int, now: datetime | None = None) ->
                 ).count()
                 if today >= locked.daily_cap:
                     continue
-            reviewer = _pick_reviewer(locked)
+            reviewer = _pick_reviewer(locked, conversation.department_id)
             if reviewer is None:
                 continue
             created.append(

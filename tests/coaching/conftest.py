@@ -15,9 +15,9 @@ from tests.factories import ConversationFactory, UserFactory
 @pytest.fixture
 def lead(db, department):
     """A supervisor by role (staff, not superuser) who oversees the support department."""
-    from tests.factories import AgentFactory
+    from tests.factories import AgentFactory, give_role
 
-    user = UserFactory(username="lena", first_name="Lena", last_name="Lead")
+    user = give_role(UserFactory(username="lena", first_name="Lena", last_name="Lead"), "Supervisor")
     AgentFactory(user=user, display_name="Lena Lead", departments=[department])
     return user
 

@@ -172,3 +172,41 @@ def test_missed_chats_without_agent_are_not_sampled(department, make_rule):
     chat = ConversationFactory(department=department, status=Conversation.Status.MISSED)
     services.sample_conversation(conversation_id=chat.pk)
     assert sampled(rule) == set()
+
+
+def test_a_chat_goes_only_to_reviewers_who_oversee_its_department(
+    agent, department, other_department, make_rule, lead, supervisor
+):
+    """A rule for every department with a supervisor per department: each gets its own chats;
+    a chat no reviewer of the rule oversees is not queued by it."""
+    from tests.factories import AgentFactory, UserFactory, give_role
+
+    bill = give_role(UserFactory(username="bill"), "Supervisor")
+    AgentFactory(user=bill, display_name="Bill Lead", departments=[other_department])
+    billing_agent = AgentFactory(user=UserFactory(username="bob"), departments=[other_department])
+    rule = make_rule(mode=SamplingRule.Mode.ALL, reviewers=[lead, bill])
+    support_chats = [ended_chat(agent=agent, department=department) for _ in range(2)]
+    billing_chats = [ended_chat(agent=billing_agent, department=other_department) for _ in range(2)]
+    sample_all(support_chats + billing_chats)
+    mine = lambda u: set(  # noqa: E731
+        Review.objects.filter(rule=rule, reviewer=u).values_list("conversation_id", flat=True)
+    )
+    assert mine(lead) == {c.pk for c in support_chats}
+    assert mine(bill) == {c.pk for c in billing_chats}
+
+    only_lena = make_rule(name="Lena only", mode=SamplingRule.Mode.ALL, reviewers=[lead])
+    sample_all(billing_chats)
+    assert not Review.objects.filter(rule=only_lena).exists()
+
+
+def test_a_supervisor_moved_off_a_department_no_longer_sees_its_reviews(
+    agent, department, make_rule, lead
+):
+    from coaching import selectors
+
+    make_rule(mode=SamplingRule.Mode.ALL, reviewers=[lead])
+    chat = ended_chat(agent=agent, department=department)
+    sample_all([chat])
+    assert selectors.reviews_for_supervisor(user=lead).count() == 1
+    lead.agent.departments.remove(department)
+    assert selectors.reviews_for_supervisor(user=lead).count() == 0

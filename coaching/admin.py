@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from chat.models import Message
 from coaching import access, selectors, services
 from coaching.models import Annotation, Criterion, Review, SamplingRule, Scenario, Scorecard
 
@@ -68,10 +69,36 @@ class AnnotationInline(admin.StackedInline):
     model = Annotation
     extra = 1
     fields = ("message", "category", "comment", "canned_fitted")
-    raw_id_fields = ("message",)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # annotations are added, not rewritten after the agent may have read them
+
+    def get_formset(self, request, obj=None, **kwargs):
+        request._coaching_review = obj  # for the message choices below
+        return super().get_formset(request, obj, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "message":
+            # The lines of this chat only, as the transcript above numbers them.
+            review = getattr(request, "_coaching_review", None)
+            kwargs["queryset"] = (
+                Message.objects.filter(conversation_id=review.conversation_id).order_by("seq")
+                if review is not None
+                else Message.objects.none()
+            )
+            field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+            field.label_from_instance = _message_choice
+            field.empty_label = "The whole chat"
+            field.help_text = "Leave on 'The whole chat', or pick the line this is about."
+            return field
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def _message_choice(m: Message) -> str:
+    marks = {"internal": " (internal)", "whisper": " (whisper)"}.get(m.visibility, "")
+    canned = " [canned]" if (m.meta or {}).get("canned") else ""
+    body = m.body if len(m.body) <= 70 else m.body[:69] + "…"
+    return f"#{m.pk} {m.role}{marks}{canned}: {body}"
 
 
 class ScoreFilter(admin.SimpleListFilter):

@@ -264,3 +264,36 @@ def test_supervisor_annotates_in_the_admin(review, supervisor):
         (None, "coaching", None, "Ask whether anything else is needed"),
         (greeting.pk, "praise", True, "Good use of the greeting"),
     ]
+
+
+def test_the_annotation_form_offers_this_chats_lines_only(review, supervisor, agent, department):
+    other = ended_chat(agent=agent, department=department)
+    client = staff_client(supervisor)
+    url = reverse("admin:coaching_review_change", args=[review.pk])
+    page = client.get(url)
+    field = page.context["inline_admin_formsets"][0].formset.forms[0].fields["message"]
+    labels = [label for _, label in field.choices]
+    greeting, note = review.conversation.messages.order_by("seq")
+    assert labels == [
+        "The whole chat",
+        f"#{greeting.pk} agent [canned]: Hello, how can I help?",
+        f"#{note.pk} agent (internal): Note: <b>VIP</b> customer",
+    ]
+    # A line of another chat is refused by the form (before the service would refuse it too).
+    foreign = other.messages.get(seq=1)
+    response = client.post(
+        url,
+        {
+            "summary": "",
+            "annotations-TOTAL_FORMS": "1",
+            "annotations-INITIAL_FORMS": "0",
+            "annotations-MIN_NUM_FORMS": "0",
+            "annotations-MAX_NUM_FORMS": "1000",
+            "annotations-0-message": str(foreign.pk),
+            "annotations-0-category": "praise",
+            "annotations-0-comment": "Not this chat",
+            "annotations-0-canned_fitted": "unknown",
+        },
+    )
+    assert response.status_code == 200 and "Select a valid choice" in response.text
+    assert not review.annotations.exists()

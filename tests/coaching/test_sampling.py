@@ -188,9 +188,12 @@ def test_a_chat_goes_only_to_reviewers_who_oversee_its_department(
     support_chats = [ended_chat(agent=agent, department=department) for _ in range(2)]
     billing_chats = [ended_chat(agent=billing_agent, department=other_department) for _ in range(2)]
     sample_all(support_chats + billing_chats)
-    mine = lambda u: set(  # noqa: E731
-        Review.objects.filter(rule=rule, reviewer=u).values_list("conversation_id", flat=True)
-    )
+
+    def mine(user) -> set[int]:
+        return set(
+            Review.objects.filter(rule=rule, reviewer=user).values_list("conversation_id", flat=True)
+        )
+
     assert mine(lead) == {c.pk for c in support_chats}
     assert mine(bill) == {c.pk for c in billing_chats}
 

@@ -54,6 +54,11 @@ def reviews_for_agent(*, user: Any) -> QuerySet[Review]:
     )
 
 
+def new_reviews_count(*, user: Any) -> int:
+    """Reviews shared with the agent that it has not acknowledged yet."""
+    return Review.objects.filter(agent__user=user, status=Review.Status.SHARED).count()
+
+
 def get_review_for_agent(*, user: Any, review_id: Any) -> Review:
     review = (
         reviews_for_agent(user=user).filter(pk=review_id).first()

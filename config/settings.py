@@ -82,6 +82,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "compliance.context_processors.content_safety",
+                "coaching.context_processors.coaching_inbox",
             ],
         },
     },

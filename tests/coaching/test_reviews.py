@@ -132,8 +132,12 @@ def test_agent_sees_only_shared_reviews_of_its_own(review, agent, second_agent, 
 
 
 def test_acknowledge_and_reply_are_visible_to_the_supervisor(review, agent, supervisor):
-    services.share_review(user=supervisor, review_id=review.pk)
     alice = staff_client(agent.user)
+    assert "new</span>" not in alice.get(reverse("agent")).text
+    services.share_review(user=supervisor, review_id=review.pk)
+    # The workspace's link to the inbox says a review is waiting.
+    workspace = alice.get(reverse("agent")).text
+    assert 'Coaching inbox <span class="badge">1 new</span>' in workspace
     url = reverse("coaching:review", args=[review.pk])
     alice.post(url, {"reply": "Thanks, I will summarise at the end."})
     review.refresh_from_db()
@@ -141,6 +145,7 @@ def test_acknowledge_and_reply_are_visible_to_the_supervisor(review, agent, supe
     page = staff_client(supervisor).get(reverse("admin:coaching_review_change", args=[review.pk]))
     assert "Thanks, I will summarise at the end." in page.text
     assert "Acknowledged by the agent" in page.text
+    assert "new</span>" not in alice.get(reverse("agent")).text
 
 
 def test_annotation_checks_what_it_is_about(review, supervisor, department, agent):

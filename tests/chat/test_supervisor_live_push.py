@@ -10,7 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chat.models import AgentProfile
-from tests.chat.helpers import agent_socket, visitor_socket
+from tests.chat.helpers import agent_socket, receive_until, visitor_socket
 from tests.chat.test_supervision import supervisor_socket
 from tests.chat.test_visibility import Recording
 from tests.factories import AgentFactory, UserFactory, give_role
@@ -30,6 +30,14 @@ def billing_lead(other_department):
     return lead
 
 
+async def until(who: Recording, predicate, *, timeout: float = 10.0) -> dict:
+    """Like Recording.until with room for a loaded machine (real mode goes through Redis)."""
+    frame = await receive_until(
+        who.comm, lambda f: who.frames.append(f) or predicate(f), timeout=timeout
+    )
+    return frame
+
+
 def live_frames(who: Recording, conversation_id: int) -> list[dict]:
     return [
         f
@@ -43,7 +51,7 @@ async def online_agent(username: str) -> Recording:
     comm, state = await agent_socket(username)
     agent = Recording(comm, [state])
     await agent.send({"type": "presence", "status": "online"})
-    await agent.until(lambda f: f["type"] == "presence" and f["status"] == "online")
+    await until(agent, lambda f: f["type"] == "presence" and f["status"] == "online")
     return agent
 
 
@@ -58,10 +66,10 @@ async def test_chats_appear_change_and_disappear_as_they_happen(
     visitor_comm, _ = await visitor_socket()
     visitor = Recording(visitor_comm)
     await visitor.send({"type": "start", "department": "support", "message": "hello"})
-    offer = await alice.until(lambda f: f["type"] == "offer")
+    offer = await until(alice, lambda f: f["type"] == "offer")
     conversation_id = offer["conversation_id"]
-    ringing = await sue.until(
-        lambda f: f["type"] == "live_row" and f["conversation"]["status"] == "offered"
+    ringing = await until(
+        sue, lambda f: f["type"] == "live_row" and f["conversation"]["status"] == "offered"
     )
     row = ringing["conversation"]
     assert row["conversation_id"] == conversation_id
@@ -69,27 +77,33 @@ async def test_chats_appear_change_and_disappear_as_they_happen(
     assert row["waiting"] is True and row["wait_seconds"] >= 0
 
     await alice.send({"type": "accept", "conversation_id": conversation_id})
-    active = await sue.until(
-        lambda f: f["type"] == "live_row" and f["conversation"]["status"] == "active"
+    active = await until(
+        sue, lambda f: f["type"] == "live_row" and f["conversation"]["status"] == "active"
     )
     assert active["conversation"]["agent"]["name"] == "Alice Agent"
     assert active["conversation"]["waiting"] is False
 
     # A transfer to Billing: gone from Patient support's view, queued in Billing's.
     await alice.send(
-        {"type": "transfer", "conversation_id": conversation_id, "to_department": other_department.pk}
+        {
+            "type": "transfer",
+            "conversation_id": conversation_id,
+            "to_department": other_department.pk,
+        }
     )
-    removed = await sue.until(lambda f: f["type"] == "live_remove")
+    removed = await until(sue, lambda f: f["type"] == "live_remove")
     assert removed == {"type": "live_remove", "conversation_id": conversation_id}
-    arrived = await bill.until(lambda f: f["type"] == "live_row")
+    arrived = await until(bill, lambda f: f["type"] == "live_row")
     assert arrived["conversation"]["conversation_id"] == conversation_id
     assert arrived["conversation"]["department"]["name"] == "Billing"
-    assert arrived["conversation"]["status"] == "queued" and arrived["conversation"]["agent"] is None
+    assert (
+        arrived["conversation"]["status"] == "queued" and arrived["conversation"]["agent"] is None
+    )
     # Billing's lead heard nothing of the chat while it was Patient support's.
     assert live_frames(bill, conversation_id) == [arrived]
 
     await visitor.send({"type": "end"})
-    gone = await bill.until(lambda f: f["type"] == "live_remove")
+    gone = await until(bill, lambda f: f["type"] == "live_remove")
     assert gone["conversation_id"] == conversation_id
     await sue.settle()
     assert live_frames(sue, conversation_id)[-1] == removed  # nothing after it left her departments
@@ -103,11 +117,11 @@ async def test_a_supervisor_of_another_department_hears_nothing(agent, billing_l
     visitor_comm, _ = await visitor_socket()
     visitor = Recording(visitor_comm)
     await visitor.send({"type": "start", "department": "support", "message": "hello"})
-    offer = await alice.until(lambda f: f["type"] == "offer")
+    offer = await until(alice, lambda f: f["type"] == "offer")
     await alice.send({"type": "accept", "conversation_id": offer["conversation_id"]})
-    await alice.until(lambda f: f["type"] == "history")
+    await until(alice, lambda f: f["type"] == "history")
     await visitor.send({"type": "end"})
-    await visitor.until(lambda f: f.get("type") == "conversation" and f["status"] == "ended")
+    await until(visitor, lambda f: f.get("type") == "conversation" and f["status"] == "ended")
     await bill.settle()
     assert [f["type"] for f in bill.frames] == ["live"], bill.frames
     for who in (bill, alice, visitor):
@@ -127,15 +141,15 @@ async def test_a_supervisor_who_loses_the_department_stops_hearing_at_once(
     visitor_comm, _ = await visitor_socket()
     visitor = Recording(visitor_comm)
     await visitor.send({"type": "start", "department": "support", "message": "private matter"})
-    offer = await alice.until(lambda f: f["type"] == "offer")
+    offer = await until(alice, lambda f: f["type"] == "offer")
     await alice.send({"type": "accept", "conversation_id": offer["conversation_id"]})
-    await alice.until(lambda f: f["type"] == "history")
+    await until(alice, lambda f: f["type"] == "history")
     await sue.settle()
     assert [f["type"] for f in sue.frames] == ["live"], sue.frames
     assert "private matter" not in sue.text()
     # She may ask for the list again; it is empty, and she has left the department's group.
     await sue.send({"type": "live"})
-    again = await sue.until(lambda f: f["type"] == "live")
+    again = await until(sue, lambda f: f["type"] == "live")
     assert again["conversations"] == []
     for who in (sue, alice, visitor):
         await who.comm.disconnect()
@@ -149,14 +163,14 @@ async def test_a_sit_in_ends_when_the_chat_is_transferred_out_of_the_departments
     visitor_comm, _ = await visitor_socket()
     visitor = Recording(visitor_comm)
     await visitor.send({"type": "start", "department": "support", "message": "hello"})
-    offer = await alice.until(lambda f: f["type"] == "offer")
+    offer = await until(alice, lambda f: f["type"] == "offer")
     conversation_id = offer["conversation_id"]
     await alice.send({"type": "accept", "conversation_id": conversation_id})
-    await alice.until(lambda f: f["type"] == "history")
+    await until(alice, lambda f: f["type"] == "history")
     await sue.send({"type": "sit_in", "conversation_id": conversation_id})
-    await sue.until(lambda f: f["type"] == "history")
+    await until(sue, lambda f: f["type"] == "history")
     await visitor.send({"type": "message", "body": "still support", "client_id": "v1"})
-    await sue.until(lambda f: f.get("type") == "message" and f["body"] == "still support")
+    await until(sue, lambda f: f.get("type") == "message" and f["body"] == "still support")
 
     await alice.send(
         {
@@ -166,16 +180,16 @@ async def test_a_sit_in_ends_when_the_chat_is_transferred_out_of_the_departments
             "note": "billing question about invoice 123",
         }
     )
-    left = await sue.until(lambda f: f["type"] == "left")
+    left = await until(sue, lambda f: f["type"] == "left")
     assert left == {"type": "left", "conversation_id": conversation_id}
     await visitor.send({"type": "message", "body": "now in billing", "client_id": "v2"})
-    await visitor.until(lambda f: f.get("type") == "ack" or f.get("body") == "now in billing")
+    await until(visitor, lambda f: f.get("type") == "ack" or f.get("body") == "now in billing")
     await sue.settle()
     assert "now in billing" not in sue.text()
     assert "invoice 123" not in sue.text()  # the transfer note went with the chat
     # And she cannot follow it again.
     await sue.send({"type": "sit_in", "conversation_id": conversation_id})
-    refused = await sue.until(lambda f: f["type"] == "error")
+    refused = await until(sue, lambda f: f["type"] == "error")
     assert refused["code"] == "not_found"
     for who in (sue, alice, visitor):
         await who.comm.disconnect()

@@ -23,9 +23,9 @@ from django.apps import apps
 from django.core import mail
 from django.db import models
 from django.test import Client
+from django.urls import get_resolver
 
 from tests.test_http_bad_input import SKIP, _routes
-from django.urls import get_resolver
 
 
 def canary(where: str) -> str:
@@ -49,10 +49,12 @@ class Recorder:
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                raise AssertionError(f"no matching frame; saw {json.dumps(self.frames[start:])[:3000]}")
+                raise AssertionError(
+                    f"no matching frame; saw {json.dumps(self.frames[start:])[:3000]}"
+                )
             try:
                 frame = await self.comm.receive_json_from(timeout=remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(
                     f"no matching frame; saw {json.dumps(self.frames[start:])[:3000]}"
                 ) from None
@@ -97,7 +99,9 @@ def mail_text(message: Any) -> str:
     parts += [content for content, _ in getattr(message, "alternatives", [])]
     for attachment in message.attachments:
         content = attachment[1] if isinstance(attachment, tuple) else attachment.get_payload()
-        parts.append(content.decode(errors="replace") if isinstance(content, bytes) else str(content))
+        parts.append(
+            content.decode(errors="replace") if isinstance(content, bytes) else str(content)
+        )
     return "\n".join(str(p) for p in parts)
 
 
@@ -187,7 +191,14 @@ def concrete_paths(ids: Iterable[int], *, admin_objects_per_model: int = 8) -> l
 
 
 # Query strings that switch a page to another form of the same data (exports, drill-downs).
-EXPORT_QUERIES = ("?format=csv", "?csv=daily", "?csv=agents", "?csv=hourly", "?download=1", "?all=1")
+EXPORT_QUERIES = (
+    "?format=csv",
+    "?csv=daily",
+    "?csv=agents",
+    "?csv=hourly",
+    "?download=1",
+    "?all=1",
+)
 
 
 def _body(response: Any) -> str:
@@ -214,7 +225,12 @@ def walk_http(client: Client, ids: Iterable[int], *, extra: Iterable[str] = ()) 
 
 
 def leaks_in(texts: dict[str, str], secrets: Iterable[str]) -> list[str]:
-    return [f"{secret} in {where}" for where, text in texts.items() for secret in secrets if secret in text]
+    return [
+        f"{secret} in {where}"
+        for where, text in texts.items()
+        for secret in secrets
+        if secret in text
+    ]
 
 
 # --- the database ----------------------------------------------------------------------------
@@ -227,7 +243,9 @@ def database_text() -> dict[str, str]:
         fields = [
             f.attname
             for f in model._meta.concrete_fields
-            if isinstance(f, models.CharField | models.TextField | models.JSONField | models.BinaryField)
+            if isinstance(
+                f, models.CharField | models.TextField | models.JSONField | models.BinaryField
+            )
         ]
         if not fields:
             continue

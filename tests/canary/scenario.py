@@ -79,7 +79,9 @@ async def supervisor_socket(username: str) -> Recorder:
     return rec
 
 
-async def visitor_socket(*, token: str | None = None, last_seq: int = 0, page_url: str | None = None) -> Recorder:
+async def visitor_socket(
+    *, token: str | None = None, last_seq: int = 0, page_url: str | None = None
+) -> Recorder:
     comm = WebsocketCommunicator(application, "/ws/visitor/", headers=[ORIGIN])
     connected, _ = await comm.connect()
     assert connected
@@ -99,11 +101,15 @@ def welcome_token(rec: Recorder) -> str:
 async def accept_offer(agent: Recorder) -> int:
     offer = await agent.until(lambda f: f["type"] == "offer")
     await agent.send({"type": "accept", "conversation_id": offer["conversation_id"]})
-    await agent.until(lambda f: f["type"] == "history" and f["conversation_id"] == offer["conversation_id"])
+    await agent.until(
+        lambda f: f["type"] == "history" and f["conversation_id"] == offer["conversation_id"]
+    )
     return offer["conversation_id"]
 
 
-async def say(sender: Recorder, conversation_id: int | None, body: str, *, visibility: str | None = None) -> None:
+async def say(
+    sender: Recorder, conversation_id: int | None, body: str, *, visibility: str | None = None
+) -> None:
     """Send a message and wait for its ack (so it is stored and broadcast before the next step)."""
     client_id = f"c-{len(sender.frames)}-{abs(hash(body)) % 10**8}"
     frame: dict[str, Any] = {"type": "message", "body": body, "client_id": client_id}
@@ -112,6 +118,7 @@ async def say(sender: Recorder, conversation_id: int | None, body: str, *, visib
     if visibility:
         frame["visibility"] = visibility
     await sender.send(frame)
-    ack = await sender.until(lambda f: client_id in (f.get("client_id"), f.get("ref")) and f["type"] in ("ack", "error")
+    ack = await sender.until(
+        lambda f: client_id in (f.get("client_id"), f.get("ref")) and f["type"] in ("ack", "error")
     )
     assert ack["type"] == "ack", ack

@@ -71,62 +71,120 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
     vera = await visitor_socket()
     vera_token = welcome_token(vera)
     await vera.send(
-        {"type": "start", "department": "support", "name": "Vera", "email": VERA,
-         "message": "My prescription did not arrive", "client_id": "v-0"}
+        {
+            "type": "start",
+            "department": "support",
+            "name": "Vera",
+            "email": VERA,
+            "message": "My prescription did not arrive",
+            "client_id": "v-0",
+        }
     )
     chat_a = await accept_offer(alice)
     await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "active")
     vera_tab2 = await visitor_socket(token=vera_token)  # a second tab, open all along
 
     await say(alice, chat_a, plant("internal-note", "alice"), visibility="internal")
-    await say(alice, chat_a, f"@bob can you check this? {plant('tag-note', 'bob')}", visibility="internal")
+    await say(
+        alice, chat_a, f"@bob can you check this? {plant('tag-note', 'bob')}", visibility="internal"
+    )
     await bob.until(lambda f: f["type"] == "mention" and f["conversation_id"] == chat_a)
     await bob.send({"type": "open", "conversation_id": chat_a})
     await bob.until(lambda f: f["type"] == "history" and f.get("helping"))
     await say(bob, chat_a, plant("helper-note", "alice"), visibility="internal")
-    await alice.send({"type": "dm", "to": cast["bob"].user_id, "body": plant("dm-alice-bob", "bob"), "client_id": "dm-1"})
-    await bob.send({"type": "dm", "to": cast["alice"].user_id, "body": plant("dm-bob-alice", "alice"), "client_id": "dm-2"})
+    await alice.send(
+        {
+            "type": "dm",
+            "to": cast["bob"].user_id,
+            "body": plant("dm-alice-bob", "bob"),
+            "client_id": "dm-1",
+        }
+    )
+    await bob.send(
+        {
+            "type": "dm",
+            "to": cast["alice"].user_id,
+            "body": plant("dm-bob-alice", "alice"),
+            "client_id": "dm-2",
+        }
+    )
     await bob.until(lambda f: f["type"] == "dm" and f["client_id"] == "dm-2")
 
     await sam.send({"type": "sit_in", "conversation_id": chat_a})
     await sam.until(lambda f: f["type"] == "history" and f["conversation_id"] == chat_a)
-    await sam.send({"type": "whisper", "conversation_id": chat_a, "body": plant("whisper-alice", "alice"), "client_id": "w-1"})
+    await sam.send(
+        {
+            "type": "whisper",
+            "conversation_id": chat_a,
+            "body": plant("whisper-alice", "alice"),
+            "client_id": "w-1",
+        }
+    )
     await sam.until(lambda f: f["type"] == "ack" and f["client_id"] == "w-1")
     await say(alice, chat_a, "Let me check that for you.")
     await say(vera, None, "Thank you")
 
     # Transfer with a note; Bob (already helping) takes the chat.
     await alice.send(
-        {"type": "transfer", "conversation_id": chat_a, "to_agent": cast["bob"].user_id,
-         "note": plant("transfer-note", "bob")}
+        {
+            "type": "transfer",
+            "conversation_id": chat_a,
+            "to_agent": cast["bob"].user_id,
+            "note": plant("transfer-note", "bob"),
+        }
     )
     await alice.until(lambda f: f["type"] == "unassigned" and f["conversation_id"] == chat_a)
     await accept_offer(bob)
     await say(bob, chat_a, plant("note-after-transfer", "bob"), visibility="internal")
-    await sam.send({"type": "whisper", "conversation_id": chat_a, "body": plant("whisper-bob", "bob"), "client_id": "w-2"})
+    await sam.send(
+        {
+            "type": "whisper",
+            "conversation_id": chat_a,
+            "body": plant("whisper-bob", "bob"),
+            "client_id": "w-2",
+        }
+    )
     await sam.until(lambda f: f["type"] == "ack" and f["client_id"] == "w-2")
     await sam.send({"type": "barge_in", "conversation_id": chat_a})
-    await sam.send({"type": "message", "conversation_id": chat_a, "body": "Your supervisor here: all is well.", "client_id": "s-1"})
+    await sam.send(
+        {
+            "type": "message",
+            "conversation_id": chat_a,
+            "body": "Your supervisor here: all is well.",
+            "client_id": "s-1",
+        }
+    )
     await sam.until(lambda f: f["type"] == "ack" and f["client_id"] == "s-1")
     await say(bob, chat_a, "Bob here, I have your order.")
-    await vera.until(lambda f: f.get("type") == "message" and f.get("body") == "Bob here, I have your order.")
+    await vera.until(
+        lambda f: f.get("type") == "message" and f.get("body") == "Bob here, I have your order."
+    )
 
     # A follow-up ticket from the chat, an internal note on it (as the back office adds one),
     # and a reply that is e-mailed to Vera.
     bob_http = await database_sync_to_async(staff_client)("bob")
-    response = await database_sync_to_async(bob_http.post)("/tickets/from-chat/", {"conversation_id": chat_a})
+    response = await database_sync_to_async(bob_http.post)(
+        "/tickets/from-chat/", {"conversation_id": chat_a}
+    )
     assert response.status_code == 200, response.content
     ticket_a = response.json()["ticket_id"]
     ticket_note = plant("ticket-note", "bob-http")
     await database_sync_to_async(
         lambda: TicketMessage.objects.create(
-            ticket_id=ticket_a, kind=TicketMessage.Kind.NOTE, author=cast["bob"].user, body=ticket_note,
+            ticket_id=ticket_a,
+            kind=TicketMessage.Kind.NOTE,
+            author=cast["bob"].user,
+            body=ticket_note,
             created_at=Ticket.objects.get(pk=ticket_a).created_at,
         )
     )()
-    response = await database_sync_to_async(bob_http.post)(f"/tickets/{ticket_a}/", {"body": "We sent a new parcel today."})
+    response = await database_sync_to_async(bob_http.post)(
+        f"/tickets/{ticket_a}/", {"body": "We sent a new parcel today."}
+    )
     assert response.status_code == 302, response.content
-    ticket_page = (await database_sync_to_async(bob_http.get)(f"/tickets/{ticket_a}/")).content.decode()
+    ticket_page = (
+        await database_sync_to_async(bob_http.get)(f"/tickets/{ticket_a}/")
+    ).content.decode()
 
     await bob.send({"type": "end", "conversation_id": chat_a})
     await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "ended")
@@ -142,8 +200,10 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
 
     # --- chat B: a mock chat Sam plays as the visitor with Carl ---------------------------------
     scenario = await database_sync_to_async(Scenario.objects.create)(
-        title="Double charge", opening_line="You charged me twice!",
-        persona="Impatient.", supervisor_notes=plant("scenario-notes", "nobody"),
+        title="Double charge",
+        opening_line="You charged me twice!",
+        persona="Impatient.",
+        supervisor_notes=plant("scenario-notes", "nobody"),
     )
     _mock, mock_token = await database_sync_to_async(coaching_services.start_mock_chat)(
         user=cast["sam"], scenario_id=scenario.pk, agent_id=cast["carl"].pk
@@ -153,7 +213,14 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
     await say(carl, chat_b, plant("mock-internal-note", "carl"), visibility="internal")
     await sam.send({"type": "sit_in", "conversation_id": chat_b})
     await sam.until(lambda f: f["type"] == "history" and f["conversation_id"] == chat_b)
-    await sam.send({"type": "whisper", "conversation_id": chat_b, "body": plant("mock-whisper", "carl"), "client_id": "w-3"})
+    await sam.send(
+        {
+            "type": "whisper",
+            "conversation_id": chat_b,
+            "body": plant("mock-whisper", "carl"),
+            "client_id": "w-3",
+        }
+    )
     await sam.until(lambda f: f["type"] == "ack" and f["client_id"] == "w-3")
     await say(carl, chat_b, "I am sorry, I will refund one charge.")
     await mock_visitor.until(lambda f: f.get("body") == "I am sorry, I will refund one charge.")
@@ -162,22 +229,42 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
 
     # --- an offline message from Otto, with a staff note on its ticket and a reply -------------
     otto = await visitor_socket()
-    await otto.send({"type": "offline", "department": "billing", "name": "Otto", "email": OTTO, "message": "Call me back"})
+    await otto.send(
+        {
+            "type": "offline",
+            "department": "billing",
+            "name": "Otto",
+            "email": OTTO,
+            "message": "Call me back",
+        }
+    )
     received = await otto.until(lambda f: f["type"] == "offline_received")
     await database_sync_to_async(
         lambda: TicketMessage.objects.create(
-            ticket_id=received["ticket_id"], kind=TicketMessage.Kind.NOTE, author=cast["carl"].user,
+            ticket_id=received["ticket_id"],
+            kind=TicketMessage.Kind.NOTE,
+            author=cast["carl"].user,
             body=plant("offline-ticket-note", "carl-http"),
             created_at=Ticket.objects.get(pk=received["ticket_id"]).created_at,
         )
     )()
     carl_http = await database_sync_to_async(staff_client)("carl")
-    response = await database_sync_to_async(carl_http.post)(f"/tickets/{received['ticket_id']}/", {"body": "We will call you at 3."})
+    response = await database_sync_to_async(carl_http.post)(
+        f"/tickets/{received['ticket_id']}/", {"body": "We will call you at 3."}
+    )
     assert response.status_code == 302, response.content
-    otto_page = (await database_sync_to_async(carl_http.get)(f"/tickets/{received['ticket_id']}/")).content.decode()
+    otto_page = (
+        await database_sync_to_async(carl_http.get)(f"/tickets/{received['ticket_id']}/")
+    ).content.decode()
 
-    visitors = {"vera": vera, "vera-tab2": vera_tab2, "vera-back": vera_back, "mock-visitor": mock_visitor,
-                "mock-back": mock_back, "otto": otto}
+    visitors = {
+        "vera": vera,
+        "vera-tab2": vera_tab2,
+        "vera-back": vera_back,
+        "mock-visitor": mock_visitor,
+        "mock-back": mock_back,
+        "otto": otto,
+    }
     for rec in [*visitors.values(), *staff.values()]:
         await rec.settle()
 
@@ -187,7 +274,9 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
     staff_text["carl-http"] = otto_page
     for value, seen_by in planted.items():
         if seen_by != "nobody":
-            assert value in staff_text[seen_by], f"{value} never reached {seen_by}: the planting failed"
+            assert value in staff_text[seen_by], (
+                f"{value} never reached {seen_by}: the planting failed"
+            )
 
     # --- and nowhere a visitor can look ----------------------------------------------------------
     secrets = list(planted)
@@ -197,7 +286,9 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
     kinds = " | ".join(m.subject for m in visitor_mail)
     assert "Transcript of your chat" in kinds and "We received your message" in kinds, kinds
     assert sum("[ticket" in m.subject for m in visitor_mail) == 2, kinds
-    leaks += leaks_in({f"mail '{m.subject}' to {m.to}": mail_text(m) for m in visitor_mail}, secrets)
+    leaks += leaks_in(
+        {f"mail '{m.subject}' to {m.to}": mail_text(m) for m in visitor_mail}, secrets
+    )
 
     # Every page a visitor can open: the whole URL conf without a login, with every id made,
     # and the visitor page with each token (a visitor's page is the same for any token).
@@ -208,14 +299,20 @@ async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
     )
     assert "/chat/" in pages and "/widget/config/" in pages
     leaks += leaks_in(pages, secrets)
-    config = await database_sync_to_async(anonymous.get)("/widget/config/", HTTP_ORIGIN="http://127.0.0.1")
+    config = await database_sync_to_async(anonymous.get)(
+        "/widget/config/", HTTP_ORIGIN="http://127.0.0.1"
+    )
     leaks += leaks_in({"widget config": config.content.decode()}, secrets)
 
     assert leaks == []
 
     # The staff-only messages are really there, so the visitor's silence means filtering works.
     hidden = await database_sync_to_async(
-        lambda: Message.objects.filter(conversation_id__in=[chat_a, chat_b]).exclude(visibility="public").count()
+        lambda: (
+            Message.objects.filter(conversation_id__in=[chat_a, chat_b])
+            .exclude(visibility="public")
+            .count()
+        )
     )()
     assert hidden >= 9
 

@@ -176,7 +176,7 @@ def _admin_pks(route: str, limit: int) -> list[int] | None:
     return list(model._default_manager.order_by("-pk").values_list("pk", flat=True)[:limit])
 
 
-def concrete_paths(ids: Iterable[int], *, admin_objects_per_model: int = 8) -> list[str]:
+def concrete_paths(ids: Iterable[int], *, admin_objects_per_model: int = 3) -> list[str]:
     """Every routed path with each parameter filled: admin object pages with that model's own
     rows, every other parameter with each of `ids` (the objects a scenario made)."""
     ids = sorted(set(ids)) or [1]

@@ -1,0 +1,205 @@
+"""A card number a visitor types never shows unmasked anywhere, with live masking on (the default).
+
+The visitor types a fresh, Luhn-valid canary card into every field it has: the page address its
+widget reports, the pre-chat name and first message, chat messages, the offline form, the survey
+comment and answers, and an invitation's page. Then everything is searched, with separators
+removed so any formatting of the number shows: every staff socket (the holding agent, another
+agent of the department, a supervisor sitting in), every routed page and export for each role
+(agent, department supervisor, superuser supervisor, compliance officer, administrator),
+coaching review pages, every e-mail sent, every archived file, every text column of every row
+in the database, and every log record.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from pathlib import Path
+
+import pytest
+from channels.db import database_sync_to_async
+from django.core import mail
+from django.test import Client
+
+from chat.models import InvitationRule, SurveyQuestion
+from coaching.models import Review, SamplingRule
+from tests.auth import staff_client
+from tests.canary.harness import database_text, mail_text, walk_http
+from tests.canary.scenario import (
+    accept_offer,
+    agent_socket,
+    favour,
+    make_cast,
+    say,
+    supervisor_socket,
+    visitor_socket,
+)
+from tests.compliance.cards import make_card
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def fresh_card() -> str:
+    middle = "".join(random.choice("0123456789") for _ in range(16))
+    return make_card("4", 16, middle)
+
+
+def grouped(card: str, sep: str = " ") -> str:
+    return sep.join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+def find_card(card: str, texts: dict[str, str]) -> list[str]:
+    """Where the card's digits appear in order, whatever separators were put between them."""
+    found = []
+    for where, text in texts.items():
+        compact = re.sub(r"[\s\-./_+]", "", text.replace("%20", ""))
+        if card in compact:
+            at = compact.index(card)
+            found.append(f"{where}: ...{compact[max(0, at - 60) : at + 40]}...")
+    return found
+
+
+def _scenario_ids() -> list[int]:
+    """The ids of what the scenario made that pages are keyed by (the admin walks its own)."""
+    from chat.models import Conversation, Ticket
+    from compliance.models import ConversationArchive
+
+    ids: set[int] = set()
+    for model in (Conversation, Ticket, Review, ConversationArchive):
+        ids |= set(model.objects.values_list("pk", flat=True))
+    return sorted(ids)
+
+
+def _walk_as_every_role() -> dict[str, str]:
+    texts: dict[str, str] = {}
+    ids = _scenario_ids()
+    for username in ("alice", "sue", "sam", "carol", "ada"):
+        client = staff_client(username, client=Client(raise_request_exception=False))
+        # The superuser's walk takes in every back-office page; the others' pages of their own.
+        for url, body in walk_http(client, ids, admin=username == "sam").items():
+            texts[f"{username} GET {url}"] = body
+    return texts
+
+
+async def test_a_card_typed_by_a_visitor_is_never_seen_unmasked(settings, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.COMPLIANCE_ARCHIVE_DIR = tmp_path / "archive"
+    mail.outbox = []
+    cards = {
+        name: fresh_card()
+        for name in ("page", "name", "start", "chat", "offline", "survey", "invite")
+    }
+
+    def setup():
+        cast = make_cast()
+        favour(cast["alice"], over=[cast["bob"], cast["dora"]])
+        SurveyQuestion.objects.create(key="why", text="What could we do better?")
+        InvitationRule.objects.create(
+            name="all pages", department=cast["support"], url_pattern="*", seconds_on_page=1
+        )
+        rule = SamplingRule.objects.create(name="every chat", mode=SamplingRule.Mode.ALL)
+        rule.reviewers.add(cast["sue"])
+        return cast
+
+    cast = await database_sync_to_async(setup)()
+    alice = await agent_socket("alice")
+    bob = await agent_socket("bob")
+    sam = await supervisor_socket("sam")
+
+    page = f"https://shop.example/checkout?card={cards['page']}&ref=x"
+    vera = await visitor_socket(page_url=page)
+    await vera.send(
+        {
+            "type": "invite_request",
+            "rule_id": 1,
+            "page_url": f"https://shop.example/pay/{cards['invite']}",
+        }
+    )
+    await vera.until(lambda f: f["type"] in ("invitation", "error"))
+    await vera.send(
+        {
+            "type": "start",
+            "department": "support",
+            "name": f"Vera {cards['name']}",
+            "email": "vera@example.com",
+            "message": f"my card is {grouped(cards['start'])}",
+            "client_id": "v-0",
+        }
+    )
+    chat = await accept_offer(alice)
+    await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "active")
+    await say(vera, None, f"again: {grouped(cards['chat'], '-')}")
+    await alice.until(
+        lambda f: f["type"] == "message" and f.get("role") == "visitor" and "again" in f["body"]
+    )
+    await sam.send({"type": "sit_in", "conversation_id": chat})
+    await sam.until(lambda f: f["type"] == "history" and f["conversation_id"] == chat)
+    await alice.send({"type": "visitor", "conversation_id": chat})
+    await alice.until(lambda f: f["type"] == "visitor")
+    await say(alice, chat, "Thanks, I have what I need.")
+    alice_http = await database_sync_to_async(staff_client)("alice")
+    response = await database_sync_to_async(alice_http.post)(
+        "/tickets/from-chat/", {"conversation_id": chat}
+    )
+    assert response.status_code == 200, response.content
+    await alice.send({"type": "end", "conversation_id": chat})
+    await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "ended")
+    await vera.send(
+        {
+            "type": "survey",
+            "conversation_id": chat,
+            "rating": 2,
+            "comment": f"you kept {cards['survey']}",
+            "answers": {"why": f"forget {grouped(cards['survey'])}"},
+        }
+    )
+    await vera.until(lambda f: f["type"] == "survey_received")
+    await vera.send({"type": "transcript", "conversation_id": chat, "email": "vera@example.com"})
+    await vera.until(lambda f: f["type"] == "transcript_sent")
+
+    otto = await visitor_socket()
+    await otto.send(
+        {
+            "type": "offline",
+            "department": "billing",
+            "name": f"Otto {cards['offline']}",
+            "email": "otto@example.com",
+            "message": f"card {grouped(cards['offline'])} please call",
+        }
+    )
+    await otto.until(lambda f: f["type"] == "offline_received")
+    for rec in (alice, bob, sam, vera, otto):
+        await rec.settle()
+
+    # The scenario did what it claims: a coaching review, an archive, the e-mails.
+    assert await database_sync_to_async(Review.objects.filter(conversation_id=chat).exists)()
+    archived = [p for p in Path(settings.COMPLIANCE_ARCHIVE_DIR).rglob("*") if p.is_file()]
+    assert archived, "the ended chat was not archived"
+    assert len(mail.outbox) >= 2
+
+    texts: dict[str, str] = {
+        "socket of alice (holding agent)": alice.text(),
+        "socket of bob (same department)": bob.text(),
+        "socket of sam (supervisor sitting in)": sam.text(),
+    }
+    texts.update(await database_sync_to_async(_walk_as_every_role)())
+    texts.update({f"mail '{m.subject}' to {m.to}": mail_text(m) for m in mail.outbox})
+    texts.update(
+        {f"archive file {p}": p.read_bytes().decode("utf-8", errors="replace") for p in archived}
+    )
+    texts.update(
+        {f"database row {k}": v for k, v in (await database_sync_to_async(database_text)()).items()}
+    )
+    texts["log records"] = "\n".join(
+        f"{r.name} {r.getMessage()} {r.args!r} {getattr(r, 'exc_text', '')}" for r in caplog.records
+    )
+    assert any("coaching/reviews/" in key for key in texts), "no coaching review page was walked"
+    assert any(key.startswith("carol GET /compliance/transcripts/") for key in texts)
+
+    leaks = {name: find_card(card, texts) for name, card in cards.items()}
+    assert {name: where for name, where in leaks.items() if where} == {}
+
+    for rec in (alice, bob, sam, vera, otto):
+        await rec.comm.disconnect()

@@ -82,7 +82,9 @@ def _walk_as_every_role() -> dict[str, str]:
     return texts
 
 
-async def test_a_card_typed_by_a_visitor_is_never_seen_unmasked(settings, tmp_path, caplog):
+async def test_a_card_typed_by_a_visitor_is_never_seen_unmasked(
+    settings, tmp_path, caplog, eager_tasks
+):
     caplog.set_level(logging.DEBUG)
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.COMPLIANCE_ARCHIVE_DIR = tmp_path / "archive"
@@ -96,14 +98,14 @@ async def test_a_card_typed_by_a_visitor_is_never_seen_unmasked(settings, tmp_pa
         cast = make_cast()
         favour(cast["alice"], over=[cast["bob"], cast["dora"]])
         SurveyQuestion.objects.create(key="why", text="What could we do better?")
-        InvitationRule.objects.create(
+        invite = InvitationRule.objects.create(
             name="all pages", department=cast["support"], url_pattern="*", seconds_on_page=1
         )
         rule = SamplingRule.objects.create(name="every chat", mode=SamplingRule.Mode.ALL)
         rule.reviewers.add(cast["sue"])
-        return cast
+        return invite.pk
 
-    cast = await database_sync_to_async(setup)()
+    invitation_rule = await database_sync_to_async(setup)()
     alice = await agent_socket("alice")
     bob = await agent_socket("bob")
     sam = await supervisor_socket("sam")
@@ -113,11 +115,12 @@ async def test_a_card_typed_by_a_visitor_is_never_seen_unmasked(settings, tmp_pa
     await vera.send(
         {
             "type": "invite_request",
-            "rule_id": 1,
+            "rule_id": invitation_rule,
             "page_url": f"https://shop.example/pay/{cards['invite']}",
         }
     )
-    await vera.until(lambda f: f["type"] in ("invitation", "error"))
+    invited = await vera.until(lambda f: f["type"] in ("invitation", "error"))
+    assert invited["type"] == "invitation" and invited["invitation_id"], invited
     await vera.send(
         {
             "type": "start",
@@ -203,3 +206,68 @@ async def test_a_card_typed_by_a_visitor_is_never_seen_unmasked(settings, tmp_pa
 
     for rec in (alice, bob, sam, vera, otto):
         await rec.comm.disconnect()
+
+
+async def test_with_live_masking_off_the_card_stays_out_of_the_archive_and_its_readers(
+    settings, tmp_path, eager_tasks
+):
+    """Live masking off, archive masking on (the compliance officer's choice): agents see the
+    card during the chat, but the archive, the transcripts read from it and the files downloaded
+    from it never hold it."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.COMPLIANCE_ARCHIVE_DIR = tmp_path / "archive"
+    card = fresh_card()
+
+    def setup():
+        from compliance.models import MaskingSettings
+        from compliance.selectors import clear_masking_cache
+
+        cast = make_cast()
+        favour(cast["alice"], over=[cast["bob"], cast["dora"]])
+        MaskingSettings.objects.update_or_create(
+            pk=1, defaults={"cards_live": False, "cards_archive": True}
+        )
+        clear_masking_cache()
+
+    await database_sync_to_async(setup)()
+    alice = await agent_socket("alice")
+    vera = await visitor_socket()
+    await vera.send(
+        {
+            "type": "start",
+            "department": "support",
+            "name": "Vera",
+            "email": "vera@example.com",
+            "message": f"card {grouped(card)}",
+            "client_id": "v-0",
+        }
+    )
+    chat = await accept_offer(alice)
+    await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "active")
+    await say(vera, None, f"once more {card}")
+    await alice.until(lambda f: f.get("body") == f"once more {card}")  # live masking is off
+    await alice.send({"type": "end", "conversation_id": chat})
+    await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "ended")
+    await vera.settle()
+
+    def read_back() -> dict[str, str]:
+        texts = {
+            f"archive file {p}": p.read_bytes().decode("utf-8", errors="replace")
+            for p in Path(settings.COMPLIANCE_ARCHIVE_DIR).rglob("*")
+            if p.is_file()
+        }
+        assert texts, "the ended chat was not archived"
+        carol = staff_client("carol", client=Client(raise_request_exception=False))
+        for url in (
+            f"/compliance/transcripts/{chat}/",
+            f"/compliance/transcripts/{chat}/download/",
+        ):
+            response = carol.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            texts[f"carol GET {url}"] = response.content.decode()
+        return texts
+
+    texts = await database_sync_to_async(read_back)()
+    assert find_card(card, texts) == []
+    await alice.comm.disconnect()
+    await vera.comm.disconnect()

@@ -49,7 +49,7 @@ def _ids() -> list[int]:
     return sorted(ids)
 
 
-async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings):
+async def test_no_staff_only_text_reaches_any_visitor_by_any_path(settings, eager_tasks):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
     cast = await database_sync_to_async(make_cast)()

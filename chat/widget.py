@@ -36,6 +36,7 @@ from chat.models import (
     WidgetDepartmentSettings,
 )
 from chat.pipeline import FilterContext, clean_body, filter_text, validate_body
+from compliance.services import mask_for_archive
 
 WEEKDAYS = WidgetDepartmentSettings.WEEKDAYS
 MAX_COMMENT_CHARS = 2000
@@ -309,7 +310,11 @@ def email_transcript(*, visitor: Visitor, conversation_id: Any, email: Any = Non
         else:
             agent = getattr(m.sender, "agent", None)
             who = agent.display_name if agent is not None else "Agent"
-        lines.append(f"[{timezone.localtime(m.created_at):%Y-%m-%d %H:%M}] {who}: {m.body}")
+        # Masked with the archive rules like every transcript read back from storage: with
+        # live masking switched off the stored text still holds card numbers, and an e-mail
+        # (kept in mailboxes, forwarded) is no place for them.
+        body = mask_for_archive(m.body, department_id=conversation.department_id)
+        lines.append(f"[{timezone.localtime(m.created_at):%Y-%m-%d %H:%M}] {who}: {body}")
     send_mail(
         subject=f"Transcript of your chat with {conversation.department.name}",
         message="\n".join(lines) + "\n",

@@ -248,6 +248,10 @@ async def test_with_live_masking_off_the_card_stays_out_of_the_archive_and_its_r
     await alice.until(lambda f: f.get("body") == f"once more {card}")  # live masking is off
     await alice.send({"type": "end", "conversation_id": chat})
     await vera.until(lambda f: f["type"] == "conversation" and f["status"] == "ended")
+    # The transcript e-mail is read back from storage too, and mail is no place for a card.
+    mail.outbox = []
+    await vera.send({"type": "transcript", "conversation_id": chat, "email": "vera@example.com"})
+    await vera.until(lambda f: f["type"] == "transcript_sent")
     await vera.settle()
 
     def read_back() -> dict[str, str]:
@@ -268,6 +272,8 @@ async def test_with_live_masking_off_the_card_stays_out_of_the_archive_and_its_r
         return texts
 
     texts = await database_sync_to_async(read_back)()
+    assert len(mail.outbox) == 1 and "once more" in mail.outbox[0].body
+    texts.update({f"mail '{m.subject}'": mail_text(m) for m in mail.outbox})
     assert find_card(card, texts) == []
     await alice.comm.disconnect()
     await vera.comm.disconnect()

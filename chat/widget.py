@@ -212,11 +212,13 @@ def submit_offline_message(
 def _send_offline_confirmation(*, ticket_id: int) -> None:
     ticket = Ticket.objects.select_related("department").get(pk=ticket_id)
     first = ticket.messages.order_by("created_at", "pk").first()
+    # The message is echoed back by e-mail: archive rules, as for the transcript e-mail.
+    echoed = mask_for_archive(first.body, department_id=ticket.department_id) if first else ""
     send_mail(
         subject=f"We received your message (ticket {ticket.pk})",
         message=(
             f"Hello {ticket.name or ''},\n\nThank you for your message to {ticket.department}. "
-            f"We will answer you at this address.\n\nYour message:\n{first.body if first else ''}\n"
+            f"We will answer you at this address.\n\nYour message:\n{echoed}\n"
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[ticket.email],

@@ -252,6 +252,15 @@ async def test_with_live_masking_off_the_card_stays_out_of_the_archive_and_its_r
     mail.outbox = []
     await vera.send({"type": "transcript", "conversation_id": chat, "email": "vera@example.com"})
     await vera.until(lambda f: f["type"] == "transcript_sent")
+    await vera.send(
+        {
+            "type": "offline",
+            "department": "support",
+            "email": "vera@example.com",
+            "message": f"and offline {card}",
+        }
+    )
+    await vera.until(lambda f: f["type"] == "offline_received")
     await vera.settle()
 
     def read_back() -> dict[str, str]:
@@ -272,7 +281,8 @@ async def test_with_live_masking_off_the_card_stays_out_of_the_archive_and_its_r
         return texts
 
     texts = await database_sync_to_async(read_back)()
-    assert len(mail.outbox) == 1 and "once more" in mail.outbox[0].body
+    assert len(mail.outbox) == 2 and "once more" in mail.outbox[0].body
+    assert "and offline" in mail.outbox[1].body
     texts.update({f"mail '{m.subject}'": mail_text(m) for m in mail.outbox})
     assert find_card(card, texts) == []
     await alice.comm.disconnect()

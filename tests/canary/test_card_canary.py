@@ -287,3 +287,62 @@ async def test_with_live_masking_off_the_card_stays_out_of_the_archive_and_its_r
     assert find_card(card, texts) == []
     await alice.comm.disconnect()
     await vera.comm.disconnect()
+
+
+async def test_a_card_an_agent_types_for_the_visitor_or_the_next_agent_is_masked_too(
+    settings, eager_tasks
+):
+    """Live masking covers agents' text (so nobody can send a card back): the transfer note,
+    stored on the assignment and shown to the next agent, and a ticket reply, stored and
+    e-mailed to the visitor, are masked like chat messages."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    mail.outbox = []
+    note_card, reply_card = fresh_card(), fresh_card()
+    cast = await database_sync_to_async(make_cast)()
+    await database_sync_to_async(favour)(cast["alice"], over=[cast["bob"], cast["dora"]])
+    alice = await agent_socket("alice")
+    bob = await agent_socket("bob")
+    vera = await visitor_socket()
+    await vera.send(
+        {
+            "type": "start",
+            "department": "support",
+            "email": "vera@example.com",
+            "message": "hi",
+            "client_id": "v",
+        }
+    )
+    chat = await accept_offer(alice)
+    await alice.send(
+        {
+            "type": "transfer",
+            "conversation_id": chat,
+            "to_agent": cast["bob"].user_id,
+            "note": f"she read me {grouped(note_card)}",
+        }
+    )
+    offer = await bob.until(lambda f: f["type"] == "offer" and f["conversation_id"] == chat)
+    assert offer["transfer_note"].startswith("she read me")
+
+    def reply() -> None:
+        client = staff_client("bob")
+        ticket = client.post("/tickets/from-chat/", {"conversation_id": chat}).json()["ticket_id"]
+        response = client.post(f"/tickets/{ticket}/", {"body": f"charged to {reply_card}"})
+        assert response.status_code == 302
+
+    await database_sync_to_async(reply)()
+    for rec in (alice, bob, vera):
+        await rec.settle()
+    texts = {
+        "socket of bob": bob.text(),
+        "socket of alice": alice.text(),
+        "socket of vera": vera.text(),
+    }
+    texts.update({f"mail '{m.subject}'": mail_text(m) for m in mail.outbox})
+    texts.update(
+        {f"database row {k}": v for k, v in (await database_sync_to_async(database_text)()).items()}
+    )
+    assert any("charged to" in m.body for m in mail.outbox)
+    assert find_card(note_card, texts) == [] and find_card(reply_card, texts) == []
+    for rec in (alice, bob, vera):
+        await rec.comm.disconnect()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.apps import apps
 from django.utils import timezone
 
 from chat.models import AgentProfile
@@ -18,9 +21,39 @@ from tests.factories import AgentFactory, DepartmentFactory, UserFactory, give_r
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
+def restore_role_permissions() -> None:
+    """Transactional tests flush the database, and with it the roles' permissions that data
+    migrations granted; put back every migration's PERMISSIONS (role -> "app.codename") so
+    each role's walk sees what that role really sees, whatever test ran before."""
+    from django.contrib.auth.models import Group, Permission
+
+    for app_config in apps.get_app_configs():
+        try:
+            package = importlib.import_module(f"{app_config.name}.migrations")
+        except ModuleNotFoundError:
+            continue
+        for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            granted = getattr(module, "PERMISSIONS", None)
+            if not isinstance(granted, dict):
+                continue
+            for role, names in granted.items():
+                if role not in roles.ROLES:
+                    continue
+                group, _ = Group.objects.get_or_create(name=role)
+                for name in names:
+                    app_label, codename = name.split(".", 1)
+                    group.permissions.add(
+                        *Permission.objects.filter(
+                            content_type__app_label=app_label, codename=codename
+                        )
+                    )
+
+
 def make_cast() -> dict[str, Any]:
     """Two departments; Alice and Bob in support, Carl in billing, Dora in both; Sam a
     superuser supervisor with no agent profile, Sue a supervisor of support by role."""
+    restore_role_permissions()
     support = DepartmentFactory(name="Patient support", slug="support")
     billing = DepartmentFactory(name="Billing", slug="billing")
 
@@ -58,7 +91,7 @@ async def agent_socket(username: str, *, online: bool = True) -> Recorder:
     comm = WebsocketCommunicator(
         application, "/ws/agent/", headers=[ORIGIN, (b"cookie", await _cookie(username))]
     )
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout=10)
     assert connected, f"agent socket for {username} refused"
     rec = Recorder(comm)
     await rec.until(lambda f: f["type"] == "state")
@@ -72,7 +105,7 @@ async def supervisor_socket(username: str) -> Recorder:
     comm = WebsocketCommunicator(
         application, "/ws/supervisor/", headers=[ORIGIN, (b"cookie", await _cookie(username))]
     )
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout=10)
     assert connected, f"supervisor socket for {username} refused"
     rec = Recorder(comm)
     await rec.until(lambda f: f["type"] == "live")
@@ -83,7 +116,7 @@ async def visitor_socket(
     *, token: str | None = None, last_seq: int = 0, page_url: str | None = None
 ) -> Recorder:
     comm = WebsocketCommunicator(application, "/ws/visitor/", headers=[ORIGIN])
-    connected, _ = await comm.connect()
+    connected, _ = await comm.connect(timeout=10)
     assert connected
     rec = Recorder(comm)
     hello: dict[str, Any] = {"type": "hello", "token": token, "last_seq": last_seq}

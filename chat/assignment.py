@@ -16,8 +16,15 @@ from django.utils import timezone
 
 from chat import events, frames
 from chat.errors import Conflict, InvalidInput, NotFound
-from chat.models import AgentProfile, Assignment, Conversation, Department, Message, PresenceInterval
-from chat.pipeline import Inbound, run
+from chat.models import (
+    AgentProfile,
+    Assignment,
+    Conversation,
+    Department,
+    Message,
+    PresenceInterval,
+)
+from chat.pipeline import FilterContext, Inbound, filter_text, run
 
 HELD = Conversation.HELD_STATUSES
 
@@ -376,6 +383,12 @@ def transfer(
         assert assignment is not None
         # A transfer to another department takes the chat off this department's live views.
         events.send_live_change_on_commit(conversation.pk, conversation.department_id)
+        # Masked like a message: the note is stored on the assignment and sent in the offer.
+        note = filter_text(
+            note,
+            FilterContext(conversation_id=conversation.pk, department_id=conversation.department_id,
+                          role="agent", field="transfer_note"),
+        )
         target: AgentProfile | None = None
         if to_agent_id is not None:
             target_profile = AgentProfile.objects.filter(user_id=to_agent_id).first()

@@ -15,7 +15,15 @@ from django.utils import timezone
 
 from chat import assignment, events, frames, hooks, ratelimit
 from chat.errors import Conflict, InvalidInput, NotFound
-from chat.models import AgentProfile, Assignment, Conversation, Department, Message, Visitor, hash_token
+from chat.models import (
+    AgentProfile,
+    Assignment,
+    Conversation,
+    Department,
+    Message,
+    Visitor,
+    hash_token,
+)
 from chat.pipeline import FilterContext, Inbound, clean_body, filter_text, run
 from chat.selectors import get_conversation_for_staff, open_conversation_for_visitor
 
@@ -42,7 +50,9 @@ def _url(value: Any, *, field: str) -> str:
         URLValidator(schemes=["http", "https"])(value)
     except ValidationError:
         return ""  # page URL and referrer are informational; a bad one is dropped, not an error
-    return value
+    # Masked like anything else a visitor sends: a shop whose payment form submits by GET puts
+    # the card number in the address the widget reports, and agents see that address.
+    return filter_text(value, FilterContext(conversation_id=None, department_id=None, role="visitor", field=field))
 
 
 def create_visitor(

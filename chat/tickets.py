@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import AgentProfile, Conversation, Message, Ticket, TicketMessage
-from chat.pipeline import clean_body
+from chat.pipeline import FilterContext, clean_body, filter_text
 from compliance import audit
 
 MAX_REPLY_CHARS = 10_000
@@ -174,6 +174,12 @@ def reply_to_ticket(
     text = clean_body(body)
     if not text:
         raise InvalidInput("The reply is empty.", code="empty")
+    # Live masking, as for an agent's chat message: the reply is stored and e-mailed.
+    text = filter_text(
+        text,
+        FilterContext(conversation_id=ticket.conversation_id, department_id=ticket.department_id,
+                      role="agent", field="ticket_reply"),
+    )
     now = timezone.now()
     with transaction.atomic():
         reply = TicketMessage.objects.create(

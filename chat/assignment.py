@@ -17,7 +17,7 @@ from django.utils import timezone
 from chat import events, frames
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import AgentProfile, Assignment, Conversation, Department, Message, PresenceInterval
-from chat.pipeline import Inbound, run
+from chat.pipeline import FilterContext, Inbound, clean_body, filter_text, run
 
 HELD = Conversation.HELD_STATUSES
 
@@ -373,6 +373,12 @@ def transfer(
         conversation = _locked_held(conversation_id, agent, Conversation.Status.ACTIVE)
         assignment = _open_assignment(conversation)
         assert assignment is not None
+        # The note is kept on the assignment and sent in the offer frame: masked like a message.
+        note = filter_text(
+            clean_body(note),
+            FilterContext(conversation_id=conversation.pk, department_id=conversation.department_id,
+                          role=Message.Role.AGENT, field="transfer_note"),
+        ) if note.strip() else ""
         target: AgentProfile | None = None
         if to_agent_id is not None:
             target_profile = AgentProfile.objects.filter(user_id=to_agent_id).first()

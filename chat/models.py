@@ -99,7 +99,9 @@ class Visitor(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return self.name or self.email or f"Visitor {self.pk}"
+        # Not the name: this string appears in admin titles and links, where the archive masking
+        # rules could not reach it (chat.readback masks the name where it is shown).
+        return self.email or f"Visitor {self.pk}"
 
 
 class Conversation(models.Model):
@@ -335,7 +337,9 @@ class Ticket(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Ticket {self.pk}: {self.subject}"
+        # Not the subject: this string appears in admin titles and logs, where the archive
+        # masking rules could not reach it (chat.readback masks the subject where it is shown).
+        return f"Ticket {self.pk}"
 
 
 class TicketMessage(models.Model):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from compliance import audit, selectors, services
-from compliance.archive import render_transcript_html
+from compliance.archive import mask_document, render_transcript_html
 from compliance.models import ConversationArchive, MaskingRule, RemaskJob
 from compliance.storage import build_storage
 
@@ -121,7 +121,7 @@ def _archive_batch(*, job_id: int) -> None:
             logger.error("Archive of conversation %s fails its checksum", record.conversation_number)
         else:
             document = orjson.loads(body)
-            if _mask_document(document):
+            if mask_document(document):
                 rewritten = _rewrite(record=record, document=document, target=target)
         with transaction.atomic():
             locked = RemaskJob.objects.select_for_update().get(pk=job_id)
@@ -142,25 +142,6 @@ def _archive_batch(*, job_id: int) -> None:
                     "archives_rewritten": locked.archives_rewritten,
                 },
             )
-
-
-def _mask_document(document: dict[str, Any]) -> bool:
-    department_id = document["conversation"]["department"]["id"]
-    changed = False
-
-    def mask(value: str) -> str:
-        nonlocal changed
-        masked = services.mask_for_archive(value or "", department_id=department_id)
-        changed = changed or masked != (value or "")
-        return masked
-
-    for message in document["messages"]:
-        message["body"] = mask(message["body"])
-    document["conversation"]["subject"] = mask(document["conversation"]["subject"])
-    document["visitor"]["name"] = mask(document["visitor"]["name"])
-    if document.get("survey"):
-        document["survey"]["comment"] = mask(document["survey"]["comment"])
-    return changed
 
 
 def _rewrite(*, record: ConversationArchive, document: dict[str, Any], target: Any) -> bool:

@@ -146,7 +146,10 @@ from chat.models import CrmLookup, DirectMessage
 class CrmLookupForm(forms.ModelForm):
     # The key is never shown back; leaving the box empty keeps the stored one.
     api_key = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep the current key."
+        required=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted, never shown again. Leave empty to keep the current key.",
     )
 
     class Meta:

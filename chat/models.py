@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from compliance.encryption import EncryptedTextField
+
 
 class Department(models.Model):
     class Routing(models.TextChoices):
@@ -460,7 +462,8 @@ class CrmLookup(models.Model):
         max_length=500, help_text="e.g. https://crm.example/api/customers?email={email}"
     )
     header_name = models.CharField(max_length=100, blank=True, help_text="e.g. X-Api-Key; empty: no key sent")
-    api_key = models.CharField(max_length=500, blank=True)
+    # Encrypted at rest (compliance.encryption); the admin form never shows it back.
+    api_key = EncryptedTextField(blank=True)
     timeout_seconds = models.FloatField(default=2.0)
     cache_seconds = models.PositiveIntegerField(default=60)
 

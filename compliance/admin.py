@@ -339,8 +339,9 @@ class ArchiveSettingsForm(forms.ModelForm):
         label="Secret access key or account key",
         required=False,
         strip=False,
+        max_length=500,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored, never shown again. Leave empty to keep the current one.",
+        help_text="Stored encrypted, never shown again. Leave empty to keep the current one.",
     )
 
     class Meta:

@@ -8,6 +8,7 @@ import csv
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import readback, tickets, widget
@@ -116,6 +117,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+# A reply is masked before it is stored; an error report of a failed request must not carry it raw.
+@sensitive_post_parameters("body")
 @login_required
 def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
     if not _staff(request):

@@ -377,11 +377,22 @@ class Transcript:
 
 
 def can_view_transcript(*, user: Any, conversation_number: int) -> bool:
-    """Superusers, holders of the view permission, and agents who took part in the chat."""
+    """Superusers, holders of the view permission within their departments, and agents who took
+    part in the chat."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    if user.is_superuser or user.has_perm("compliance.view_conversationarchive"):
+    if user.is_superuser:
         return True
+    if user.has_perm("compliance.view_conversationarchive"):
+        # The permission reaches the departments the user's role covers (compliance officers
+        # and administrators: all; a supervisor given it: its own), never further.
+        from compliance.roles import department_scope
+
+        scope = department_scope(user)
+        if scope is None or ConversationArchive.objects.filter(
+            conversation_number=conversation_number, department_id__in=scope
+        ).exists():
+            return True
     return Conversation.objects.filter(
         pk=conversation_number,
         assignments__agent__user=user,

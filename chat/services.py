@@ -42,7 +42,12 @@ def _url(value: Any, *, field: str) -> str:
         URLValidator(schemes=["http", "https"])(value)
     except ValidationError:
         return ""  # page URL and referrer are informational; a bad one is dropped, not an error
-    return value
+    # Visitor-supplied like any other text (a checkout page may carry a number in its query):
+    # masked before it is stored or shown. No department yet, so the rules of every department.
+    return filter_text(value, _VISITOR_PAGE)
+
+
+_VISITOR_PAGE = FilterContext(conversation_id=None, department_id=None, role="visitor", field="page_url")
 
 
 def create_visitor(
@@ -54,7 +59,9 @@ def create_visitor(
         token_hash=hash_token(token),
         page_url=_url(page_url, field="page_url"),
         referrer=_url(referrer, field="referrer"),
-        user_agent="".join(ch for ch in (user_agent or "") if ch.isprintable())[:500],
+        user_agent=filter_text(
+            "".join(ch for ch in (user_agent or "") if ch.isprintable())[:500], _VISITOR_PAGE
+        ),
         ip_address=ip_address,
         last_seen_at=timezone.now(),
     )

@@ -1,7 +1,8 @@
 """With live masking on (the default), a full card number typed anywhere ends up nowhere.
 
-One visitor gives a card in every field it can fill (pre-chat name, first question, chat
-messages, survey comment and answer, offline message), and agents try to send it back (chat
+One visitor gives a card in every field it can fill (page address, referrer and browser
+string, pre-chat name, first question, chat messages, survey comment and answer, offline
+message), and agents try to send it back (chat
 reply, transfer note, ticket reply, direct message to a colleague). Afterwards no row of any
 table, no real-time event handed to the channel layer (Redis in real mode), no Celery task's
 arguments, no log line, no e-mail and no archived object contains it.
@@ -54,7 +55,11 @@ def test_a_card_number_typed_anywhere_is_found_nowhere(
     )
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            visitor, _ = services.create_visitor()
+            visitor, _ = services.create_visitor(
+                page_url=f"https://shop.example/pay?card={CARD.replace(' ', '')}",
+                referrer=f"https://ads.example/?c={CARD.replace(' ', '-')}",
+                user_agent=f"Mozilla/5.0 {CARD}",
+            )
             conversation = services.start_conversation(
                 visitor=visitor,
                 department_slug=department.slug,

@@ -10,7 +10,7 @@ from compliance import archive
 from tests.auth import staff_client
 from tests.compliance.archive_helpers import ended_chat
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_run_here")]
 
 
 def test_the_view_permission_reaches_only_the_users_departments(

@@ -22,7 +22,7 @@ from compliance import services as compliance_services
 from compliance.models import ConversationArchive, MaskingSettings
 from tests.auth import staff_client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_run_here")]
 
 CARD = "4111 1111 1111 1111"
 MASKED = "XXXX XXXX XXXX XXXX"

@@ -11,7 +11,7 @@ from chat.models import Message
 from tests.auth import staff_client
 from tests.factories import ConversationFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_run_here")]
 
 BODY = "See https://shop.example/order?id=7&x=1 <script>alert(1)</script> or javascript:alert(2) data:text/html,<b>x</b>"
 

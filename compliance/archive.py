@@ -429,6 +429,15 @@ def read_transcript(*, archive: ConversationArchive) -> Transcript:
     return Transcript(document=document, source="archive")
 
 
+def dropped_archives(*, conversation_ids: set[int]) -> list[ConversationArchive]:
+    """Conduit mode: the archives of these conversations whose bodies left the database."""
+    return list(
+        ConversationArchive.objects.select_related("conversation").filter(
+            conversation_number__in=conversation_ids, bodies_dropped_at__isnull=False
+        )
+    )
+
+
 def read_archived_json(*, archive: ConversationArchive) -> bytes:
     if archive.state != ConversationArchive.State.CONFIRMED:
         raise TranscriptUnavailable("the transcript has not been archived yet")

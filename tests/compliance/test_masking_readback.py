@@ -301,3 +301,29 @@ def test_a_transfer_note_is_masked_live(department, agent, second_agent):
     notes = list(Assignment.objects.filter(conversation=conversation).values_list("transfer_note", flat=True))
     assert f"customer card {MASKED}" in notes and not any(CARD in n for n in notes)
     assert not Message.objects.filter(conversation=conversation, body__contains=CARD).exists()
+
+
+def test_conduit_mode_pages_read_the_bodies_back_from_the_archive(
+    archive_only_cards, department, agent, django_capture_on_commit_callbacks, settings
+):
+    from tests.compliance.archive_helpers import configure
+
+    configure(conduit_mode=True)
+    conversation = _chat(department, agent, django_capture_on_commit_callbacks)
+    assert not conversation.messages.exclude(body="").exists()  # nothing left in the database
+    ticket = tickets.create_ticket_from_chat(user=agent.user, conversation_id=conversation.pk)
+    client = staff_client(agent.user)
+    for url in (
+        reverse("agent_transcript", args=[conversation.pk]),
+        reverse("ticket_detail", args=[ticket.pk]),
+    ):
+        page = client.get(url).content.decode()
+        assert f"Charge {MASKED} please" in page and f"Noted: {MASKED}" in page, url
+        assert CARD not in page
+
+    # Storage gone: the page still opens and says where the text is.
+    import shutil
+
+    shutil.rmtree(settings.COMPLIANCE_ARCHIVE_DIR)
+    page = client.get(reverse("agent_transcript", args=[conversation.pk])).content.decode()
+    assert "kept in the archive, which cannot be read now" in page

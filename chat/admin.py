@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from chat import readback
 from chat.models import (
     AgentProfile,
     Assignment,
@@ -28,9 +29,14 @@ class MessageInline(ReadOnlyInline):
     """The transcript: read-only, in order, with who could see each line."""
 
     model = Message
-    fields = ("seq", "created_at", "role", "sender", "visibility", "whisper_to", "body")
+    fields = ("seq", "created_at", "role", "sender", "visibility", "whisper_to", "text")
     readonly_fields = fields
     ordering = ("seq",)
+
+    @admin.display(description="body")
+    def text(self, obj: Message) -> str:
+        # Read back from storage: masked with the archive rules (chat.readback).
+        return readback.text(obj.body, department_id=obj.conversation.department_id)
 
 
 class AssignmentInline(ReadOnlyInline):
@@ -47,10 +53,15 @@ class ConversationAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("department", "visitor", "agent")
     readonly_fields = (
-        "visitor", "department", "agent", "status", "subject", "created_at", "queued_at", "queue_order_at",
-        "assigned_at", "first_agent_reply_at", "ended_at", "ended_by", "last_seq",
+        "visitor", "department", "agent", "status", "subject_shown", "created_at", "queued_at",
+        "queue_order_at", "assigned_at", "first_agent_reply_at", "ended_at", "ended_by", "last_seq",
     )
+    fields = readonly_fields
     inlines = (AssignmentInline, MessageInline)
+
+    @admin.display(description="subject")
+    def subject_shown(self, obj: Conversation) -> str:
+        return readback.text(obj.subject, department_id=obj.department_id)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Opening a conversation here shows its whole transcript: that look is audited.
@@ -102,11 +113,16 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
 @admin.register(Visitor)
 class VisitorAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "email", "created_at", "last_seen_at")
+    list_display = ("id", "name_shown", "email", "created_at", "last_seen_at")
     search_fields = ("name", "email")
-    readonly_fields = ("token_hash", "name", "email", "page_url", "referrer", "user_agent", "ip_address",
-                       "created_at", "last_seen_at")
-    exclude = ()
+    readonly_fields = ("token_hash", "name_shown", "email", "page_url", "referrer", "user_agent",
+                       "ip_address", "created_at", "last_seen_at")
+    fields = readonly_fields
+
+    @admin.display(description="name")
+    def name_shown(self, obj: Visitor) -> str:
+        # A visitor belongs to no department: the archive rules of every department apply.
+        return readback.text(obj.name, department_id=None)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -130,7 +146,10 @@ from chat.models import CrmLookup, DirectMessage
 class CrmLookupForm(forms.ModelForm):
     # The key is never shown back; leaving the box empty keeps the stored one.
     api_key = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), help_text="Leave empty to keep the current key."
+        required=False,
+        max_length=500,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted, never shown again. Leave empty to keep the current key.",
     )
 
     class Meta:

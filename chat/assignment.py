@@ -16,15 +16,8 @@ from django.utils import timezone
 
 from chat import events, frames
 from chat.errors import Conflict, InvalidInput, NotFound
-from chat.models import (
-    AgentProfile,
-    Assignment,
-    Conversation,
-    Department,
-    Message,
-    PresenceInterval,
-)
-from chat.pipeline import FilterContext, Inbound, filter_text, run
+from chat.models import AgentProfile, Assignment, Conversation, Department, Message, PresenceInterval
+from chat.pipeline import FilterContext, Inbound, clean_body, filter_text, run
 
 HELD = Conversation.HELD_STATUSES
 
@@ -383,12 +376,12 @@ def transfer(
         assert assignment is not None
         # A transfer to another department takes the chat off this department's live views.
         events.send_live_change_on_commit(conversation.pk, conversation.department_id)
-        # Masked like a message: the note is stored on the assignment and sent in the offer.
+        # The note is kept on the assignment and sent in the offer frame: masked like a message.
         note = filter_text(
-            note,
+            clean_body(note),
             FilterContext(conversation_id=conversation.pk, department_id=conversation.department_id,
-                          role="agent", field="transfer_note"),
-        )
+                          role=Message.Role.AGENT, field="transfer_note"),
+        ) if note.strip() else ""
         target: AgentProfile | None = None
         if to_agent_id is not None:
             target_profile = AgentProfile.objects.filter(user_id=to_agent_id).first()

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from compliance.encryption import EncryptedTextField
+
 
 class Department(models.Model):
     class Routing(models.TextChoices):
@@ -99,7 +101,9 @@ class Visitor(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return self.name or self.email or f"Visitor {self.pk}"
+        # Not the name: this string appears in admin titles and links, where the archive masking
+        # rules could not reach it (chat.readback masks the name where it is shown).
+        return self.email or f"Visitor {self.pk}"
 
 
 class Conversation(models.Model):
@@ -335,7 +339,9 @@ class Ticket(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Ticket {self.pk}: {self.subject}"
+        # Not the subject: this string appears in admin titles and logs, where the archive
+        # masking rules could not reach it (chat.readback masks the subject where it is shown).
+        return f"Ticket {self.pk}"
 
 
 class TicketMessage(models.Model):
@@ -456,7 +462,8 @@ class CrmLookup(models.Model):
         max_length=500, help_text="e.g. https://crm.example/api/customers?email={email}"
     )
     header_name = models.CharField(max_length=100, blank=True, help_text="e.g. X-Api-Key; empty: no key sent")
-    api_key = models.CharField(max_length=500, blank=True)
+    # Encrypted at rest (compliance.encryption); the admin form never shows it back.
+    api_key = EncryptedTextField(blank=True)
     timeout_seconds = models.FloatField(default=2.0)
     cache_seconds = models.PositiveIntegerField(default=60)
 

@@ -64,7 +64,9 @@ def create_visitor(
         token_hash=hash_token(token),
         page_url=_url(page_url, field="page_url"),
         referrer=_url(referrer, field="referrer"),
-        user_agent="".join(ch for ch in (user_agent or "") if ch.isprintable())[:500],
+        user_agent=filter_text(
+            "".join(ch for ch in (user_agent or "") if ch.isprintable())[:500], _VISITOR_PAGE
+        ),
         ip_address=ip_address,
         last_seen_at=timezone.now(),
     )

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from chat import readback
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import AgentProfile, Conversation, Message, Ticket, TicketMessage
 from chat.pipeline import FilterContext, clean_body, filter_text
@@ -174,12 +175,14 @@ def reply_to_ticket(
     text = clean_body(body)
     if not text:
         raise InvalidInput("The reply is empty.", code="empty")
-    # Live masking, as for an agent's chat message: the reply is stored and e-mailed.
-    text = filter_text(
-        text,
-        FilterContext(conversation_id=ticket.conversation_id, department_id=ticket.department_id,
-                      role="agent", field="ticket_reply"),
+    # Live masking, as for chat messages: an agent cannot e-mail a full card number either.
+    ctx = FilterContext(
+        conversation_id=ticket.conversation_id,
+        department_id=ticket.department_id,
+        role="agent",
+        field="ticket_reply",
     )
+    text = filter_text(text, ctx)
     now = timezone.now()
     with transaction.atomic():
         reply = TicketMessage.objects.create(
@@ -204,9 +207,10 @@ def reply_to_ticket(
 
 def _email_reply(*, reply_id: int) -> None:
     reply = TicketMessage.objects.select_related("ticket").get(pk=reply_id)
+    ticket = readback.ticket(reply.ticket)
     send_mail(
-        subject=f"Re: {reply.ticket.subject} [ticket {reply.ticket_id}]",
-        message=reply.body,
+        subject=f"Re: {ticket.subject} [ticket {reply.ticket_id}]",
+        message=readback.text(reply.body, department_id=ticket.department_id),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[reply.ticket.email],
     )

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.urls import reverse
 
-from chat import crm
+from chat import crm, readback
 from chat.errors import NotFound
 from chat.models import Conversation, Message, Ticket
 from chat.selectors import get_conversation_for_staff
@@ -61,7 +61,7 @@ def panel_frame(*, user: AbstractBaseUser, conversation_id: Any) -> dict[str, An
                 "created_at": c.created_at.isoformat(),
                 "status": c.status,
                 "department": c.department.name,
-                "subject": c.subject,
+                "subject": readback.text(c.subject, department_id=c.department_id),
                 "transcript_url": reverse("agent_transcript", args=[c.pk]),
             }
             for c in previous
@@ -69,7 +69,7 @@ def panel_frame(*, user: AbstractBaseUser, conversation_id: Any) -> dict[str, An
         "tickets": [
             {
                 "ticket_id": t.pk,
-                "subject": t.subject,
+                "subject": readback.text(t.subject, department_id=t.department_id),
                 "status": t.status,
                 "created_at": t.created_at.isoformat(),
                 "transcript_url": reverse("agent_transcript", args=[t.conversation_id])
@@ -86,7 +86,8 @@ def get_transcript_for(
     *, user: AbstractBaseUser, conversation_id: int
 ) -> tuple[Conversation, list[Message]]:
     """A past or current transcript for staff: superusers, agents of its department, anyone who
-    held it or was tagged in it. Whispers only to their sender and recipient."""
+    held it or was tagged in it. Whispers only to their sender and recipient. Read back from
+    storage, so masked with the archive rules."""
     qs = Conversation.objects.filter(pk=conversation_id).select_related(
         "department", "visitor", "agent"
     )
@@ -104,5 +105,7 @@ def get_transcript_for(
         | Q(whisper_to=user)
         | Q(sender=user)
     )
-    messages = list(conversation.messages.filter(visible).order_by("seq"))
-    return conversation, messages
+    messages = conversation.messages.filter(visible).order_by("seq")
+    return readback.conversation(conversation), readback.messages(
+        messages, department_id=conversation.department_id
+    )

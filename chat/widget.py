@@ -19,7 +19,7 @@ from django.core.validators import EmailValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import hooks
+from chat import hooks, readback
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import (
     AgentProfile,
@@ -36,7 +36,6 @@ from chat.models import (
     WidgetDepartmentSettings,
 )
 from chat.pipeline import FilterContext, clean_body, filter_text, validate_body
-from compliance.services import mask_for_archive
 
 WEEKDAYS = WidgetDepartmentSettings.WEEKDAYS
 MAX_COMMENT_CHARS = 2000
@@ -210,15 +209,15 @@ def submit_offline_message(
 
 
 def _send_offline_confirmation(*, ticket_id: int) -> None:
-    ticket = Ticket.objects.select_related("department").get(pk=ticket_id)
-    first = ticket.messages.order_by("created_at", "pk").first()
-    # The message is echoed back by e-mail: archive rules, as for the transcript e-mail.
-    echoed = mask_for_archive(first.body, department_id=ticket.department_id) if first else ""
+    stored = Ticket.objects.select_related("department").get(pk=ticket_id)
+    first = stored.messages.order_by("created_at", "pk").first()
+    ticket = readback.ticket(stored)
+    body = readback.text(first.body, department_id=ticket.department_id) if first else ""
     send_mail(
         subject=f"We received your message (ticket {ticket.pk})",
         message=(
             f"Hello {ticket.name or ''},\n\nThank you for your message to {ticket.department}. "
-            f"We will answer you at this address.\n\nYour message:\n{echoed}\n"
+            f"We will answer you at this address.\n\nYour message:\n{body}\n"
         ),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[ticket.email],
@@ -312,10 +311,7 @@ def email_transcript(*, visitor: Visitor, conversation_id: Any, email: Any = Non
         else:
             agent = getattr(m.sender, "agent", None)
             who = agent.display_name if agent is not None else "Agent"
-        # Masked with the archive rules like every transcript read back from storage: with
-        # live masking switched off the stored text still holds card numbers, and an e-mail
-        # (kept in mailboxes, forwarded) is no place for them.
-        body = mask_for_archive(m.body, department_id=conversation.department_id)
+        body = readback.text(m.body, department_id=conversation.department_id)
         lines.append(f"[{timezone.localtime(m.created_at):%Y-%m-%d %H:%M}] {who}: {body}")
     send_mail(
         subject=f"Transcript of your chat with {conversation.department.name}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from chat import readback
 from chat.models import (
     AllowedOrigin,
     InvitationRule,
@@ -60,7 +61,17 @@ class SurveyResponseAdmin(DepartmentScopedAdmin):
     list_filter = ("rating",)
     date_hierarchy = "submitted_at"
     raw_id_fields = ("conversation",)
-    readonly_fields = ("conversation", "rating", "comment", "answers", "submitted_at")
+    readonly_fields = ("conversation", "rating", "comment_shown", "answers_shown", "submitted_at")
+    fields = readonly_fields
+
+    # Read back from storage: masked with the archive rules (chat.readback).
+    @admin.display(description="comment")
+    def comment_shown(self, obj: SurveyResponse) -> str:
+        return readback.text(obj.comment, department_id=obj.conversation.department_id)
+
+    @admin.display(description="answers")
+    def answers_shown(self, obj: SurveyResponse) -> dict:
+        return readback.answers(obj.answers, department_id=obj.conversation.department_id)
 
     def has_add_permission(self, request) -> bool:
         return False  # only the visitor answers a survey
@@ -105,16 +116,20 @@ class TicketMessageInline(admin.TabularInline):
     model = TicketMessage
     extra = 0
     can_delete = False
-    fields = ("created_at", "kind", "author", "body", "emailed_at")
+    fields = ("created_at", "kind", "author", "text", "emailed_at")
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False  # replies go through the ticket page, which e-mails and audits them
 
+    @admin.display(description="body")
+    def text(self, obj: TicketMessage) -> str:
+        return readback.text(obj.body, department_id=obj.ticket.department_id)
+
 
 @admin.register(Ticket)
 class TicketAdmin(DepartmentScopedAdmin):
-    list_display = ("id", "subject", "status", "source", "department", "assignee", "updated_at")
+    list_display = ("id", "subject_shown", "status", "source", "department", "assignee", "updated_at")
     list_filter = ("status", "source", "department")
     list_select_related = ("department", "assignee")
     search_fields = ("subject", "email", "name")
@@ -126,5 +141,22 @@ class TicketAdmin(DepartmentScopedAdmin):
         "created_by",
         "created_at",
         "updated_at",
+        "subject_shown",
+        "name_shown",
     )
     inlines = (TicketMessageInline,)
+    _SHOWN = {"subject": "subject_shown", "name": "name_shown"}
+
+    def get_fields(self, request, obj=None):
+        # A saved ticket's subject and name are read back from storage, so they are shown masked
+        # with the archive rules and not offered for editing (saving would store the X's anyway).
+        fields = [f for f in super().get_fields(request, obj) if f not in self._SHOWN.values()]
+        return fields if obj is None else [self._SHOWN.get(f, f) for f in fields]
+
+    @admin.display(description="subject")
+    def subject_shown(self, obj: Ticket) -> str:
+        return readback.text(obj.subject, department_id=obj.department_id)
+
+    @admin.display(description="name")
+    def name_shown(self, obj: Ticket) -> str:
+        return readback.text(obj.name, department_id=obj.department_id)

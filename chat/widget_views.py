@@ -8,9 +8,10 @@ import csv
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from chat import tickets, widget
+from chat import readback, tickets, widget
 from chat.errors import ChatError, NotFound
 from chat.models import AgentProfile, Department, Ticket
 from chat.origins import origin_allowed_for_visitor
@@ -75,8 +76,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
         return render(request, "chat/not_an_agent.html", status=403)
     params = {k: request.GET.get(k, "") for k in ("status", "assignee", "department")}
     export = request.GET.get("format") == "csv"
-    rows = tickets.list_tickets(
-        user=request.user, source_ip=_client_ip(request), export=export, **params
+    rows = readback.tickets(
+        tickets.list_tickets(user=request.user, source_ip=_client_ip(request), export=export, **params)
     )
     if export:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -116,6 +117,8 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+# A reply is masked before it is stored; an error report of a failed request must not carry it raw.
+@sensitive_post_parameters("body")
 @login_required
 def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
     if not _staff(request):
@@ -154,9 +157,14 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
         request,
         "chat/ticket_detail.html",
         {
-            "ticket": ticket,
-            "thread": ticket.messages.select_related("author").all(),
-            "transcript": tickets.linked_transcript(ticket=ticket),
+            "ticket": readback.ticket(ticket),
+            "thread": readback.messages(
+                ticket.messages.select_related("author"), department_id=ticket.department_id
+            ),
+            "transcript": readback.messages(
+                tickets.linked_transcript(ticket=ticket),
+                department_id=ticket.conversation.department_id if ticket.conversation else None,
+            ),
             "statuses": Ticket.Status.choices,
             "error": error,
             "draft": request.POST.get("body", "") if error else "",

@@ -11,6 +11,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.http import Http404
 
+from chat import readback
 from chat.models import CannedResponse, Message
 from coaching import access
 from coaching.models import MockChat, Review
@@ -83,7 +84,10 @@ def transcript(*, review: Review, agent_user: Any = None) -> list[dict[str, Any]
             & ~Q(whisper_to=agent_user)
             & ~Q(sender=agent_user)
         )
-    messages = list(messages)
+    # Read back from storage: the archive masking rules apply (chat.readback).
+    department_id = review.conversation.department_id
+    messages = readback.messages(messages, department_id=department_id)
+    visitor_name = readback.text(review.conversation.visitor.name, department_id=department_id)
     names = display_names([m.sender_id for m in messages if m.sender_id])
     notes: dict[int | None, list[Any]] = {}
     for a in review.annotations.all():
@@ -91,7 +95,7 @@ def transcript(*, review: Review, agent_user: Any = None) -> list[dict[str, Any]
     lines = []
     for m in messages:
         if m.role == Message.Role.VISITOR:
-            who = review.conversation.visitor.name or "Visitor"
+            who = visitor_name or "Visitor"
         elif m.role == Message.Role.SYSTEM:
             who = "System"
         else:

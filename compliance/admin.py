@@ -339,8 +339,9 @@ class ArchiveSettingsForm(forms.ModelForm):
         label="Secret access key or account key",
         required=False,
         strip=False,
+        max_length=500,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored, never shown again. Leave empty to keep the current one.",
+        help_text="Stored encrypted, never shown again. Leave empty to keep the current one.",
     )
 
     class Meta:
@@ -438,6 +439,14 @@ class ConversationArchiveAdmin(admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, obj: ConversationArchive) -> str:
         return obj.last_error[:120]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConversationArchive]:
+        # Whoever is given this page keeps to its departments (compliance officers see all).
+        from compliance.roles import department_scope
+
+        rows = super().get_queryset(request)
+        scope = None if request.user.is_superuser else department_scope(request.user)
+        return rows if scope is None else rows.filter(department_id__in=scope)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -31,3 +31,9 @@ class ComplianceConfig(AppConfig):
         post_save.connect(admin_audit.record_admin_change, sender=LogEntry, dispatch_uid="compliance-admin-log")
         # An ended conversation's transcript goes to the archive (a Celery task, after commit).
         hooks.register_on_conversation_ended(archive.on_conversation_ended)
+        # Bad FIELD_ENCRYPTION_KEYS stop the start, not the first save of a credential.
+        from django.core.checks import register
+
+        from compliance import encryption
+
+        register(encryption.check_keys)

@@ -316,7 +316,7 @@ def transcript_document(conversation: Conversation) -> dict[str, Any]:
             {
                 "rating": survey.rating,
                 "comment": services.mask_for_archive(survey.comment, department_id=department_id),
-                "answers": survey.answers,
+                "answers": _mask_answers(survey.answers, department_id=department_id),
                 "submitted_at": _iso(survey.submitted_at),
             }
             if survey is not None
@@ -324,6 +324,38 @@ def transcript_document(conversation: Conversation) -> dict[str, Any]:
         ),
         "archived_at": _iso(timezone.now()),
     }
+
+
+def _mask_answers(answers: dict[str, Any], *, department_id: int | None) -> dict[str, Any]:
+    return {
+        k: services.mask_for_archive(v, department_id=department_id) if isinstance(v, str) else v
+        for k, v in (answers or {}).items()
+    }
+
+
+def mask_document(document: dict[str, Any]) -> bool:
+    """Mask every chat-supplied text of a transcript document in place with the current archive
+    rules; True if anything changed. Used on every read from storage and by the re-masking job."""
+    department_id = document["conversation"]["department"]["id"]
+    changed = False
+
+    def mask(value: str | None) -> str:
+        nonlocal changed
+        masked = services.mask_for_archive(value or "", department_id=department_id)
+        changed = changed or masked != (value or "")
+        return masked
+
+    for message in document["messages"]:
+        message["body"] = mask(message["body"])
+    document["conversation"]["subject"] = mask(document["conversation"]["subject"])
+    document["visitor"]["name"] = mask(document["visitor"]["name"])
+    survey = document.get("survey")
+    if survey:
+        survey["comment"] = mask(survey["comment"])
+        survey["answers"] = {
+            k: mask(v) if isinstance(v, str) else v for k, v in (survey.get("answers") or {}).items()
+        }
+    return changed
 
 
 def render_transcript_html(document: dict[str, Any]) -> str:
@@ -345,11 +377,22 @@ class Transcript:
 
 
 def can_view_transcript(*, user: Any, conversation_number: int) -> bool:
-    """Superusers, holders of the view permission, and agents who took part in the chat."""
+    """Superusers, holders of the view permission within their departments, and agents who took
+    part in the chat."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    if user.is_superuser or user.has_perm("compliance.view_conversationarchive"):
+    if user.is_superuser:
         return True
+    if user.has_perm("compliance.view_conversationarchive"):
+        # The permission reaches the departments the user's role covers (compliance officers
+        # and administrators: all; a supervisor given it: its own), never further.
+        from compliance.roles import department_scope
+
+        scope = department_scope(user)
+        if scope is None or ConversationArchive.objects.filter(
+            conversation_number=conversation_number, department_id__in=scope
+        ).exists():
+            return True
     return Conversation.objects.filter(
         pk=conversation_number,
         assignments__agent__user=user,
@@ -382,12 +425,17 @@ def read_transcript(*, archive: ConversationArchive) -> Transcript:
         )
         return Transcript(document=transcript_document(conversation), source="database")
     document = orjson.loads(read_archived_json(archive=archive))
-    department_id = document["conversation"]["department"]["id"]
-    for message in document["messages"]:
-        message["body"] = services.mask_for_archive(message["body"], department_id=department_id)
-    conv = document["conversation"]
-    conv["subject"] = services.mask_for_archive(conv["subject"], department_id=department_id)
+    mask_document(document)
     return Transcript(document=document, source="archive")
+
+
+def dropped_archives(*, conversation_ids: set[int]) -> list[ConversationArchive]:
+    """Conduit mode: the archives of these conversations whose bodies left the database."""
+    return list(
+        ConversationArchive.objects.select_related("conversation").filter(
+            conversation_number__in=conversation_ids, bodies_dropped_at__isnull=False
+        )
+    )
 
 
 def read_archived_json(*, archive: ConversationArchive) -> bytes:

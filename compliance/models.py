@@ -16,6 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from compliance.encryption import EncryptedTextField
 from compliance.masking import UnsafePattern, compile_rule_pattern
 
 
@@ -354,8 +355,9 @@ class ArchiveSettings(models.Model):
     access_key = models.CharField(
         "access key id or account name", max_length=255, blank=True
     )
-    # Secrets: written by the admin form, never rendered back (see ArchiveSettingsForm).
-    secret_key = models.CharField("secret access key or account key", max_length=500, blank=True)
+    # Secrets: encrypted at rest (compliance.encryption), written by the admin form and never
+    # rendered back (see ArchiveSettingsForm).
+    secret_key = EncryptedTextField("secret access key or account key", blank=True)
     link_expiry_seconds = models.PositiveIntegerField(
         default=300, help_text="How long a link to an archived transcript works (at most 900)."
     )

@@ -5,7 +5,9 @@ every read), but the raw text would still sit in the database and in the archive
 job rewrites both, in batches, with a cursor saved in the same transaction as each batch, so a
 worker that dies resumes where the last committed batch ended:
 
-1. "messages": message bodies in the database, in id order;
+1. "messages": message bodies in the database, in id order; then, in the last batch, the other
+   chat texts the database keeps (tickets, surveys, transfer notes, visitor names, direct
+   messages: see OTHER_TEXTS);
 2. "archives": each confirmed archive is read, masked, and written as a NEW object (objects are
    never overwritten), then the row points at it and the old objects are deleted.
 """
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from compliance import audit, selectors, services
-from compliance.archive import render_transcript_html
+from compliance.archive import mask_document, render_transcript_html
 from compliance.models import ConversationArchive, MaskingRule, RemaskJob
 from compliance.storage import build_storage
 
@@ -98,10 +100,57 @@ def _message_batch(*, job_id: int) -> None:
             Conversation.objects.bulk_update(subjects, ["subject"])
         job.messages_changed += len(changed)
         if len(rows) < BATCH_SIZE:
+            job.messages_changed += _mask_other_texts()
             job.phase = RemaskJob.Phase.ARCHIVES
         else:
             job.last_message_id = rows[-1]["pk"]
         job.save(update_fields=["messages_changed", "phase", "last_message_id"])
+
+
+# The other chat texts kept in the database, with the path to the department whose rules apply
+# (None: the rules of every department, as for a visitor, who belongs to none).
+OTHER_TEXTS: tuple[tuple[str, tuple[str, ...], str | None], ...] = (
+    ("chat.TicketMessage", ("body",), "ticket__department_id"),
+    ("chat.Ticket", ("subject", "name"), "department_id"),
+    ("chat.SurveyResponse", ("comment", "answers"), "conversation__department_id"),
+    ("chat.Assignment", ("transfer_note",), "conversation__department_id"),
+    ("chat.Visitor", ("name",), None),
+    ("chat.DirectMessage", ("body",), None),
+)
+
+
+def _mask_other_texts() -> int:
+    """Tickets, surveys, transfer notes, visitor names, direct messages: far fewer rows than
+    messages, so done in one pass at the end of the message phase, in that batch's transaction
+    (masking is idempotent, so a pass cut short is simply done again)."""
+    from django.apps import apps
+
+    changed = 0
+    for label, fields, department_path in OTHER_TEXTS:
+        model = apps.get_model(label)
+        values = ("pk", *fields, *((department_path,) if department_path else ()))
+        updates = []
+        for row in model.objects.order_by("pk").values(*values).iterator(chunk_size=BATCH_SIZE):
+            department_id = row[department_path] if department_path else None
+            new = {}
+            for name in fields:
+                value = row[name]
+                if isinstance(value, dict):
+                    masked: object = {
+                        k: services.mask_for_archive(v, department_id=department_id)
+                        if isinstance(v, str) else v
+                        for k, v in value.items()
+                    }
+                else:
+                    masked = services.mask_for_archive(value or "", department_id=department_id)
+                if masked != (value or ""):
+                    new[name] = masked
+            if new:
+                updates.append((row["pk"], new))
+        for pk, new in updates:
+            model.objects.filter(pk=pk).update(**new)
+        changed += len(updates)
+    return changed
 
 
 def _archive_batch(*, job_id: int) -> None:
@@ -121,7 +170,7 @@ def _archive_batch(*, job_id: int) -> None:
             logger.error("Archive of conversation %s fails its checksum", record.conversation_number)
         else:
             document = orjson.loads(body)
-            if _mask_document(document):
+            if mask_document(document):
                 rewritten = _rewrite(record=record, document=document, target=target)
         with transaction.atomic():
             locked = RemaskJob.objects.select_for_update().get(pk=job_id)
@@ -142,25 +191,6 @@ def _archive_batch(*, job_id: int) -> None:
                     "archives_rewritten": locked.archives_rewritten,
                 },
             )
-
-
-def _mask_document(document: dict[str, Any]) -> bool:
-    department_id = document["conversation"]["department"]["id"]
-    changed = False
-
-    def mask(value: str) -> str:
-        nonlocal changed
-        masked = services.mask_for_archive(value or "", department_id=department_id)
-        changed = changed or masked != (value or "")
-        return masked
-
-    for message in document["messages"]:
-        message["body"] = mask(message["body"])
-    document["conversation"]["subject"] = mask(document["conversation"]["subject"])
-    document["visitor"]["name"] = mask(document["visitor"]["name"])
-    if document.get("survey"):
-        document["survey"]["comment"] = mask(document["survey"]["comment"])
-    return changed
 
 
 def _rewrite(*, record: ConversationArchive, document: dict[str, Any], target: Any) -> bool:

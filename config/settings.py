@@ -203,6 +203,10 @@ CHAT_VISITOR_CONVERSATIONS_PER_HOUR = envint("CHAT_VISITOR_CONVERSATIONS_PER_HOU
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.
 COMPLIANCE_ARCHIVE_DIR = Path(envstr("COMPLIANCE_ARCHIVE_DIR", str(DATA_DIR / "archive")))
+# Fernet keys for credentials stored in the database (compliance/encryption.py), comma-separated,
+# newest first: the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY (and from
+# each of SECRET_KEY_FALLBACKS, for reading). Rotation: README "Encryption of stored credentials".
+FIELD_ENCRYPTION_KEYS = envlist("FIELD_ENCRYPTION_KEYS", [])
 
 # --- Staff sessions (compliance/two_factor.py, compliance/socket_auth.py) ----------------
 # A staff session unused this long ends (no request, no chat frame; keep-alive pings don't count).

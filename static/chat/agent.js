@@ -254,7 +254,7 @@
     if (m.visibility === "whisper") label += " (whisper)";
     var b = document.createElement("strong"); b.textContent = label + ": ";
     li.appendChild(b);
-    li.appendChild(document.createTextNode(m.body));
+    window.CoachlineText.appendLinked(li, m.body);
     if (m.meta && m.meta.canned) {
       var tag = document.createElement("small");
       tag.className = "canned-tag";

@@ -25,7 +25,7 @@
       b.textContent = who + ": ";
       li.appendChild(b);
     }
-    li.appendChild(document.createTextNode(frame.body));
+    window.CoachlineText.appendLinked(li, frame.body);
     // Keep order by sequence even when frames arrive out of order after a reconnect.
     var after = null;
     log.querySelectorAll("li[data-seq]").forEach(function (el) {

@@ -49,6 +49,22 @@
     if (text) node.textContent = text;
     return node;
   }
+  // Message text with http(s) addresses as links, as static/compliance/content_safety.js does on
+  // Coachline's own pages (the widget runs on the customer's page, which does not load that file):
+  // text nodes only, and no scheme but http and https becomes a link.
+  function appendLinked(parent, text) {
+    var re = /\bhttps?:\/\/[^\s<>"']+/gi, last = 0;
+    text.replace(re, function (match, offset) {
+      var address = match.replace(/[.,;:!?)\]]+$/, ""), href = null;
+      try { var u = new URL(address); if (u.protocol === "http:" || u.protocol === "https:") href = u.href; } catch (e) { /* plain text */ }
+      if (!href) return match;
+      if (offset > last) parent.appendChild(document.createTextNode(text.slice(last, offset)));
+      parent.appendChild(el("a", { href: href, target: "_blank", rel: "noopener noreferrer nofollow" }, address));
+      last = offset + address.length;
+      return match;
+    });
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
   function field(labelText, input) {
     var label = el("label");
     var span = el("span", { class: "label" }, labelText);
@@ -204,7 +220,7 @@
     li.dataset.seq = m.seq;
     var who = m.role === "visitor" ? "You" : (m.author || (m.role === "system" ? "" : "Agent"));
     if (who) li.appendChild(el("strong", {}, who + ": "));
-    li.appendChild(document.createTextNode(m.body));
+    appendLinked(li, m.body);
     insertOrdered(li, m.seq);
     store.lastSeq = Math.max(store.lastSeq, m.seq); persist();
     log.scrollTop = log.scrollHeight;

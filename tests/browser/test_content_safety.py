@@ -83,3 +83,26 @@ async def test_visitor_fields_show_as_text_and_copy_is_blocked_for_agents_only(
     assert not await dispatch_blocked(agent, "#queue", "copy")
     assert not await dispatch_blocked(visitor, "#log li", "copy")
     assert not await dispatch_blocked(visitor, "#message-input", "paste")
+
+
+async def test_links_in_chat_text_are_clickable_but_only_http_and_https(open_page, alice):
+    agent = await open_page()
+    await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
+    await agent.locator("#presence").select_option("online")
+    visitor = await open_page(width=900, height=760)
+    await visitor.goto("/chat/")
+    await visitor.get_by_label("Your name").fill("Vera")
+    await visitor.get_by_label("Department").select_option("support")
+    text = "Order at https://shop.example/o?id=7. Also javascript:window.__pwned=1 and data:text/html,x"
+    await visitor.get_by_label("How can we help?").fill(text)
+    await visitor.get_by_role("button", name="Start chat").click()
+    chat = agent.locator("article.chat").first
+    await chat.get_by_role("button", name="Accept").click()
+    await expect(chat.locator(".log")).to_contain_text("javascript:window.__pwned=1")
+    for page, log in ((agent, "article.chat .log"), (visitor, "#log")):
+        links = page.locator(f"{log} a")
+        await expect(links).to_have_count(1)
+        assert await links.get_attribute("href") == "https://shop.example/o?id=7"
+        assert await links.text_content() == "https://shop.example/o?id=7"
+        assert "noopener" in await links.get_attribute("rel")
+        assert await page.evaluate("window.__pwned") is None

@@ -15,3 +15,15 @@ def _fresh_masking_cache():
     selectors.clear_masking_cache()
     yield
     selectors.clear_masking_cache()
+
+
+@pytest.fixture
+def tasks_run_here(settings, tmp_path):
+    """Celery tasks run in the test's process (in real mode too) and archive into tmp_path."""
+    from config.celery import app
+
+    settings.COMPLIANCE_ARCHIVE_DIR = tmp_path / "archive"
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

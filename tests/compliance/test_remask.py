@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from chat.models import Message
 from compliance import remask
@@ -84,3 +85,31 @@ def test_a_job_resumes_from_its_cursor(department, django_capture_on_commit_call
     job.refresh_from_db()
     assert job.messages_changed == 3
     assert not Message.objects.filter(body__contains="secret-4242").exists()
+
+
+def test_a_job_also_masks_tickets_surveys_notes_and_names(department, supervisor, django_capture_on_commit_callbacks):
+    from chat.models import Assignment, SurveyResponse, Ticket, TicketMessage, Visitor
+
+    conversation = ended_chat(django_capture_on_commit_callbacks, department=department)
+    now = timezone.now()
+    ticket = Ticket.objects.create(
+        subject="about secret-4242", source="offline", department=department, name="secret-4242",
+        email="eve@example.com", created_at=now, updated_at=now,
+    )
+    TicketMessage.objects.create(ticket=ticket, kind="visitor", body="code secret-4242", created_at=now)
+    SurveyResponse.objects.create(
+        conversation=conversation, rating=3, comment="secret-4242", answers={"why": "secret-4242", "n": 1},
+        submitted_at=now,
+    )
+    Visitor.objects.filter(pk=conversation.visitor_id).update(name="Eve secret-4242")
+    rule = MaskingRule.objects.create(name="codes", pattern=r"secret-\d+", live=False, archive=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        remask.start_remask(user=supervisor, rule=rule)
+    assert RemaskJob.objects.get().state == "done"
+    ticket.refresh_from_db()
+    assert (ticket.subject, ticket.name) == ("about XXXXXX-XXXX", "XXXXXX-XXXX")
+    assert TicketMessage.objects.get().body == "code XXXXXX-XXXX"
+    survey = SurveyResponse.objects.get()
+    assert survey.comment == "XXXXXX-XXXX" and survey.answers == {"why": "XXXXXX-XXXX", "n": 1}
+    assert Visitor.objects.get(pk=conversation.visitor_id).name == "Eve XXXXXX-XXXX"
+    assert not Assignment.objects.filter(transfer_note__contains="secret-4242").exists()

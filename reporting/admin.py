@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -32,7 +31,12 @@ class ReportingSettingsAdmin(admin.ModelAdmin):
                 "dashboard/",
                 self.admin_site.admin_view(views.dashboard),
                 name="reporting_dashboard",
-            )
+            ),
+            path(
+                "dashboard/conversations/",
+                self.admin_site.admin_view(views.drilldown),
+                name="reporting_drilldown",
+            ),
         ]
         return extra + super().get_urls()
 

@@ -170,6 +170,11 @@ CELERY_BEAT_SCHEDULE = {
 if REAL_MODE:
     CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
+# Embedded default: a thread in the server process sends scheduled metric e-mails and refreshes
+# today's figures (reporting/scheduler.py); in real mode beat does.
+REPORTING_INPROCESS_SCHEDULER = envbool("REPORTING_INPROCESS_SCHEDULER", not REDIS_URL)
+REPORTING_SCHEDULER_INTERVAL_SECONDS = envint("REPORTING_SCHEDULER_INTERVAL_SECONDS", 30, minimum=1)
+
 # --- E-mail ---------------------------------------------------------------------------
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "coachline@localhost")

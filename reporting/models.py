@@ -264,6 +264,10 @@ class MetricReport(models.Model):
         related_name="+",
     )
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Embedded default (reporting/scheduler.py): a failed send is tried again at this time, as
+    # attempt `retry_attempt` (in real mode the Celery task retries itself).
+    next_retry_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retry_attempt = models.PositiveSmallIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return self.name

@@ -91,8 +91,12 @@ def test_sent_report_has_html_inline_chart_and_text_and_is_logged(db, boss):
     assert message.to == ["lead@example.com"]
     assert message.subject == "Daily: 2026-03-10 to 2026-03-10"
     assert "Chats: 7 (missed 1, abandoned 1)" in message.body
+    assert "CSAT (4 and 5): 67 %" in message.body
+    assert "QA score (coaching): 76.5" in message.body
+    assert "Bob Agent: 2 chats, CSAT 50 %, QA 68.0" in message.body
     html, mimetype = message.alternatives[0]
     assert mimetype == "text/html" and 'src="cid:chart-daily"' in html
+    assert "QA score (coaching)" in html and "Bob Agent" in html
     raw = message.message().as_bytes()
     assert b"Content-ID: <chart-daily>" in raw and b"image/png" in raw
 

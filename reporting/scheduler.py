@@ -1,8 +1,8 @@
 """The embedded default's beat: scheduled metric e-mails and today's refresh, inside the server.
 
 With `make run` there is one process (daphne) and no Celery beat. This thread, started with the
-server (config/asgi.py), does what beat does in real mode: every REPORTING_SCHEDULER_INTERVAL_SECONDS
-it sends the metric e-mails whose crontab came due (and failed sends whose retry is due), and
+server (config/asgi.py), does what beat does in real mode: every
+REPORTING_SCHEDULER_INTERVAL_SECONDS it sends the metric e-mails whose crontab came due (and failed sends whose retry is due), and
 every five minutes it recomputes today's and yesterday's figures. Sends are claimed with a
 conditional update, so two processes (or this thread and `manage.py send_due_reports` from cron)
 never send the same run twice. Off in real mode (REDIS_URL set): beat and the worker do it there.
@@ -67,7 +67,7 @@ def _loop() -> None:
         refresh = time.monotonic() - last_refresh >= REFRESH_SECONDS
         try:
             tick(refresh=refresh)
-        except Exception:  # noqa: BLE001 - one failed round must not stop the next
+        except Exception:  # one failed round must not stop the next
             log.exception("reporting scheduler round failed")
         finally:
             close_old_connections()

@@ -11,7 +11,7 @@ from reporting.models import MetricReport, MetricReportSend
 from reporting.schedules import sync_schedule
 from reporting.tasks import send_metric_report
 from tests.factories import UserFactory
-from tests.realmode.test_celery_worker import worker_queue  # noqa: F401  (the fixture)
+from tests.realmode.test_celery_worker import worker_queue  # the fixture
 
 pytestmark = [pytest.mark.realmode, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,7 @@ def realmode_env(realmode_env, tmp_path):
     }
 
 
-def test_worker_sends_the_report_and_logs_it(worker_queue, realmode_env, tmp_path):  # noqa: F811
+def test_worker_sends_the_report_and_logs_it(worker_queue, realmode_env, tmp_path):
     boss = UserFactory(username="sam", is_superuser=True)
     report = MetricReport.objects.create(
         name="Weekly support", recipients="lead@example.com", frequency="weekly", owner=boss
@@ -58,7 +58,7 @@ def test_worker_sends_the_report_and_logs_it(worker_queue, realmode_env, tmp_pat
 
 
 def test_beat_fires_the_schedule_edited_in_admin_and_the_worker_sends_it(
-    worker_queue, realmode_env, tmp_path  # noqa: F811
+    worker_queue, realmode_env, tmp_path
 ):
     """The whole real-mode path: the report's PeriodicTask in the database, a real celery beat
     (django-celery-beat's DatabaseScheduler) that finds it due, a real worker that sends it."""

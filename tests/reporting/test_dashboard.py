@@ -59,7 +59,7 @@ def test_drill_down_lists_the_conversations_behind_a_figure(built, boss):
     response = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10"})
     drill = {h["key"]: h["drill"] for h in response.context["headlines"]}
     c = built.conversations
-    ids = lambda *keys: {c[k].pk for k in keys}  # noqa: E731
+    ids = lambda *keys: {c[k].pk for k in keys}
     assert _listed(client, drill["chats"]) == ids("c1", "c2", "c3", "c4", "c6", "c8", "c9")
     assert _listed(client, drill["missed"]) == ids("c3")
     assert _listed(client, drill["abandoned"]) == ids("c4")

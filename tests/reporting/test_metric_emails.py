@@ -196,6 +196,7 @@ def test_the_server_starts_the_scheduler_thread_in_the_embedded_default(settings
 def test_send_now_in_the_admin_reports_a_failure_instead_of_an_error_page(db, boss, settings):
     from tests.auth import staff_client
 
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the embedded default (real mode queues the task)
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1
     report = MetricReport.objects.create(

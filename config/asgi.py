@@ -11,10 +11,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 
 from chat.origins import ChatOriginValidator
 from chat.routing import websocket_urlpatterns
-from compliance.socket_auth import StaffSocketGuard
 from compliance.socket_access import StaffSocketIPGuard
+from compliance.socket_auth import StaffSocketGuard
+from reporting import scheduler
 
-application = ProtocolTypeRouter(
+# Embedded default: metric e-mails and today's figures without a beat process (README, Reporting).
+scheduler.start_with_server()
+
+_router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Outermost first: the origin, the session, the network allowlist, then two-factor and
@@ -24,3 +28,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope, receive, send):
+    # Servers other than daphne: the scheduler starts with the first request instead.
+    scheduler.start()
+    return await _router(scope, receive, send)

@@ -162,6 +162,8 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Several installations (or parallel test runs) on one Redis keep their tasks apart by queue.
+CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -175,6 +177,11 @@ CELERY_BEAT_SCHEDULE = {
 # CELERY_BEAT_SCHEDULE above is merged into its database on start.
 if REAL_MODE:
     CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Embedded default: a thread in the server process sends scheduled metric e-mails and refreshes
+# today's figures (reporting/scheduler.py); in real mode beat does.
+REPORTING_INPROCESS_SCHEDULER = envbool("REPORTING_INPROCESS_SCHEDULER", not REDIS_URL)
+REPORTING_SCHEDULER_INTERVAL_SECONDS = envint("REPORTING_SCHEDULER_INTERVAL_SECONDS", 30, minimum=1)
 
 # --- E-mail ---------------------------------------------------------------------------
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from reporting import schedules, views
@@ -32,7 +33,12 @@ class ReportingSettingsAdmin(admin.ModelAdmin):
                 "dashboard/",
                 self.admin_site.admin_view(views.dashboard),
                 name="reporting_dashboard",
-            )
+            ),
+            path(
+                "dashboard/conversations/",
+                self.admin_site.admin_view(views.drilldown),
+                name="reporting_drilldown",
+            ),
         ]
         return extra + super().get_urls()
 
@@ -93,7 +99,8 @@ class MetricReportSendInline(admin.TabularInline):
 @admin.register(MetricReport)
 class MetricReportAdmin(admin.ModelAdmin):
     form = MetricReportForm
-    list_display = ("name", "frequency", "enabled", "last_run_at")
+    list_display = ("name", "frequency", "enabled", "last_run_at", "last_send", "next_retry_at")
+    readonly_fields = ("last_run_at", "next_retry_at", "retry_attempt")
     filter_horizontal = ("departments",)
     inlines = (MetricReportSendInline,)
     actions = ("send_now",)
@@ -104,8 +111,30 @@ class MetricReportAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         schedules.sync_schedule(report=obj)
 
+    @admin.display(description="Last attempt")
+    def last_send(self, obj: MetricReport) -> str:
+        last = obj.sends.first()
+        if last is None:
+            return "–"
+        state = "sent" if last.success else f"failed (attempt {last.attempt}): {last.error[:80]}"
+        return f"{last.attempted_at:%Y-%m-%d %H:%M} {state}"
+
     @admin.action(description="Send the selected reports now")
     def send_now(self, request: HttpRequest, queryset) -> None:
+        if not settings.CELERY_TASK_ALWAYS_EAGER:
+            for report in queryset:
+                send_metric_report.delay(report.pk)
+            self.message_user(request, f"{queryset.count()} report(s) queued for sending.")
+            return
+        # Embedded default: sent here and now; a failure is recorded and retried by the
+        # server's scheduler, and said here rather than ending in an error page.
+        now = timezone.now()
         for report in queryset:
-            send_metric_report.delay(report.pk)
-        self.message_user(request, f"{queryset.count()} report(s) queued for sending.")
+            if schedules.send_now(report_id=report.pk, now=now):
+                self.message_user(request, f"“{report}” sent.")
+            else:
+                self.message_user(
+                    request,
+                    f"“{report}” could not be sent; see its attempts below. It is retried.",
+                    level=messages.ERROR,
+                )

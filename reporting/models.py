@@ -37,6 +37,8 @@ class ReportingSettings(models.Model):
     max_range_days = models.PositiveIntegerField(
         default=400, help_text="Longest date range the dashboard accepts in one request."
     )
+    # Raised by every recompute; each recomputed day takes the new value (ReportingDay).
+    data_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = "reporting settings"
@@ -58,6 +60,13 @@ class ReportingSettings(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
 
+# The tables below are derived and rebuilt wholesale by reporting.services.recompute_days, in one
+# transaction, from rows it has just joined: their foreign keys have no database constraint
+# (db_constraint=False). PostgreSQL checks a deferred constraint once per inserted row at commit,
+# which was seconds of a year's recompute; Django's on_delete=CASCADE still removes a deleted
+# conversation's, department's or agent's rows (it is done by the ORM, not the database).
+
+
 class ConversationFact(models.Model):
     """One row per non-training conversation: its figures, on the local day it was created.
 
@@ -66,13 +75,24 @@ class ConversationFact(models.Model):
     """
 
     conversation = models.OneToOneField(
-        Conversation, on_delete=models.CASCADE, primary_key=True, related_name="+"
+        Conversation,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        db_constraint=False,
     )
     day = models.DateField()
     hour = models.PositiveSmallIntegerField()
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     agent = models.ForeignKey(
-        AgentProfile, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        AgentProfile,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     status = models.CharField(max_length=10)
     wait = models.DurationField(null=True)
@@ -84,18 +104,39 @@ class ConversationFact(models.Model):
     tickets = models.PositiveIntegerField(default=0)
     rating = models.PositiveSmallIntegerField(null=True)
     proactive = models.BooleanField(default=False)
+    # Coaching's scored reviews of this chat: how many, and the sum of their scores (0-100 each).
+    qa_count = models.PositiveIntegerField(default=0)
+    qa_score_sum = models.FloatField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["day", "department", "agent"])]
+
+
+class ReportingDay(models.Model):
+    """When each local day's rows were last rebuilt, as a version number that only grows.
+
+    The dashboard caches figures under the highest version among the range's days: recomputing
+    any day of a range (a chat ended, a late survey, beat's refresh) gives it a new key.
+    """
+
+    day = models.DateField(primary_key=True)
+    version = models.PositiveBigIntegerField()
 
 
 class DailyRollup(models.Model):
     """Sums and counts per local day × department × agent (agent NULL: nobody accepted it)."""
 
     day = models.DateField()
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     agent = models.ForeignKey(
-        AgentProfile, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        AgentProfile,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     chats = models.PositiveIntegerField(default=0)
     missed = models.PositiveIntegerField(default=0)
@@ -119,7 +160,7 @@ class DailyRollup(models.Model):
     tickets = models.PositiveIntegerField(default=0)
     canned_uses = models.PositiveIntegerField(default=0)
     proactive_chats = models.PositiveIntegerField(default=0)
-    # Slot for coaching's QA scores: filled once coaching stores evaluations (see docs/metrics.md).
+    # Coaching's scored reviews of the day's chats (docs/metrics.md, "QA score").
     qa_count = models.PositiveIntegerField(default=0)
     qa_score_sum = models.FloatField(default=0)
 
@@ -131,7 +172,9 @@ class HourlyVolume(models.Model):
     """Chats per local day × department × hour of day (0-23)."""
 
     day = models.DateField()
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     hour = models.PositiveSmallIntegerField()
     chats = models.PositiveIntegerField(default=0)
 
@@ -147,7 +190,9 @@ class InvitationRollup(models.Model):
     """Proactive invitations per local day (of sending) × department."""
 
     day = models.DateField()
-    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="+")
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     sent = models.PositiveIntegerField(default=0)
     accepted = models.PositiveIntegerField(default=0)
     declined = models.PositiveIntegerField(default=0)
@@ -163,7 +208,9 @@ class AgentOccupancy(models.Model):
     """Seconds of one agent's online time on one local day, by number of concurrent chats."""
 
     day = models.DateField()
-    agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="+")
+    agent = models.ForeignKey(
+        AgentProfile, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     online_seconds = models.PositiveIntegerField(default=0)
     seconds_0 = models.PositiveIntegerField(default=0)
     seconds_1 = models.PositiveIntegerField(default=0)
@@ -217,6 +264,10 @@ class MetricReport(models.Model):
         related_name="+",
     )
     last_run_at = models.DateTimeField(null=True, blank=True)
+    # Embedded default (reporting/scheduler.py): a failed send is tried again at this time, as
+    # attempt `retry_attempt` (in real mode the Celery task retries itself).
+    next_retry_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retry_attempt = models.PositiveSmallIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return self.name

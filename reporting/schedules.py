@@ -1,9 +1,10 @@
 """Scheduled metric e-mails: keeping each report's beat schedule in step, and sending one.
 
 In real mode celery beat's DatabaseScheduler reads the PeriodicTask each report owns and
-enqueues `reporting.tasks.send_metric_report`. In the embedded default there is no beat
-process: `manage.py send_due_reports`, run every minute (cron, a systemd timer), sends the
-reports whose crontab has come due since their last run, through the same `send_report`.
+enqueues `reporting.tasks.send_metric_report` (which retries failed sends itself). In the
+embedded default there is no beat process: the server's scheduler thread (reporting/scheduler.py)
+calls `send_due` every 30 seconds, which sends the reports whose crontab came due since their
+last run, and retries failed sends, through the same `send_report`.
 """
 
 from __future__ import annotations
@@ -156,6 +157,10 @@ def build_message(*, report: MetricReport, now: dt.datetime) -> EmailMultiAltern
     return message
 
 
+MAX_ATTEMPTS = 4  # the first send and three retries, as the Celery task
+RETRY_SECONDS = 60  # then 120, 180: the wait grows with each attempt
+
+
 def send_report(
     *, report_id: int, attempt: int = 1, now: dt.datetime | None = None
 ) -> MetricReportSend:
@@ -181,7 +186,7 @@ def send_report(
 
 
 def due_reports(*, now: dt.datetime) -> list[int]:
-    """Reports whose crontab came due since their last run (for the embedded default's command)."""
+    """Reports whose crontab came due since their last run (for the embedded default)."""
     tz = ReportingSettings.load().tzinfo
     due = []
     for report in MetricReport.objects.filter(enabled=True).only(
@@ -201,3 +206,55 @@ def due_reports(*, now: dt.datetime) -> list[int]:
         if schedule.is_due(last.astimezone(tz)).is_due:
             due.append(report.pk)
     return due
+
+
+def _send_claimed(*, report_id: int, attempt: int, now: dt.datetime) -> bool:
+    """Send; on failure schedule the next attempt (if any is left). True if it was sent."""
+    try:
+        send_report(report_id=report_id, attempt=attempt, now=now)
+    except Exception:  # recorded on the report's page by send_report
+        if attempt < MAX_ATTEMPTS:
+            MetricReport.objects.filter(pk=report_id).update(
+                next_retry_at=now + dt.timedelta(seconds=RETRY_SECONDS * attempt),
+                retry_attempt=attempt + 1,
+            )
+        return False
+    return True
+
+
+def send_now(*, report_id: int, now: dt.datetime) -> bool:
+    """The admin's "Send now" in the embedded default: sent at once, retried if it fails."""
+    return _send_claimed(report_id=report_id, attempt=1, now=now)
+
+
+def send_due(*, now: dt.datetime) -> dict[str, int]:
+    """The embedded default's beat: send every report that came due and every retry that is due.
+
+    Each run is claimed first with a conditional update (last_run_at, next_retry_at), so
+    another process doing the same at the same moment skips it: no report goes out twice.
+    """
+    sent = failed = 0
+    for report_id in due_reports(now=now):
+        last = MetricReport.objects.values_list("last_run_at", flat=True).get(pk=report_id)
+        claimed = MetricReport.objects.filter(pk=report_id, last_run_at=last)
+        if last is None:
+            claimed = MetricReport.objects.filter(pk=report_id, last_run_at__isnull=True)
+        # A new run replaces any retry still pending for the previous one.
+        if not claimed.update(last_run_at=now, next_retry_at=None, retry_attempt=0):
+            continue
+        if _send_claimed(report_id=report_id, attempt=1, now=now):
+            sent += 1
+        else:
+            failed += 1
+    for report_id, retry_at, attempt in MetricReport.objects.filter(
+        enabled=True, next_retry_at__lte=now
+    ).values_list("pk", "next_retry_at", "retry_attempt"):
+        if not MetricReport.objects.filter(pk=report_id, next_retry_at=retry_at).update(
+            next_retry_at=None
+        ):
+            continue
+        if _send_claimed(report_id=report_id, attempt=attempt, now=now):
+            sent += 1
+        else:
+            failed += 1
+    return {"sent": sent, "failed": failed}

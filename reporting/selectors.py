@@ -9,39 +9,56 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import F, QuerySet, Sum, Window
+from django.db.models import F, Max, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
-from compliance import roles
 from chat.models import AgentProfile, Department
+from compliance import roles
 from reporting.models import (
     AgentOccupancy,
     ConversationFact,
     DailyRollup,
     HourlyVolume,
     InvitationRollup,
+    ReportingDay,
 )
 
 User = AbstractBaseUser | AnonymousUser
 
 
 @contextlib.contextmanager
-def without_jit() -> Iterator[None]:
-    """PostgreSQL's JIT compiles the big reporting statements for seconds on this class of
-    hardware and saves nothing on index-driven plans of a few thousand rows: off, for this
-    transaction only (SET LOCAL), so the rest of the application keeps the server's setting."""
+def tuned(*, write: bool = False) -> Iterator[None]:
+    """A transaction with PostgreSQL settings for reporting's statements (SET LOCAL: this
+    transaction only, the rest of the application keeps the server's settings).
+
+    - jit off: the JIT compiled the big statements for seconds and saved nothing;
+    - work_mem 64 MB: the sorts of a year's percentiles and the hash joins of a recompute stay in
+      memory instead of spilling to temporary files (the server default is 4 MB);
+    - for a recompute (write=True), synchronous_commit off: its rows are derived and rebuilt by
+      the next recompute, so the commit need not wait for the WAL flush (it was seconds of a
+      year's recompute). A crash can lose at most that last recompute, never chat data.
+    """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
+                cursor.execute(
+                    "SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)"
+                    + (", set_config('synchronous_commit', 'off', true)" if write else "")
+                )
         yield
+
+
+without_jit = tuned  # the earlier name
 
 
 def departments_visible_to(user: Any) -> QuerySet[Department]:
@@ -119,48 +136,132 @@ def percentiles_of_fields(qs: QuerySet, fields: list[str]) -> dict[str, list[flo
     return out
 
 
-def _scope(
-    model: type,
-    *,
-    user: Any,
-    start: dt.date,
-    end: dt.date,
-    department_ids: list[int] | None,
-    agent_id: int | None,
-) -> QuerySet:
-    per_agent = model is not HourlyVolume and model is not InvitationRollup
-    if per_agent and agent_id is not None and AgentProfile.objects.filter(pk=agent_id, user=user).exists():
+# --- Scope and cache ----------------------------------------------------------------------
+
+CACHE_SECONDS = 600  # a safety net only: entries are keyed by the data's version
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose rows a read covers, resolved once from the user's access and the filters.
+
+    `departments` filters the per-agent tables (None: no department restriction, for an agent's
+    own figures); `department_level` filters the department-only tables (hourly volume,
+    invitations); `agent_id` filters the per-agent tables.
+    """
+
+    departments: tuple[int, ...] | None
+    department_level: tuple[int, ...]
+    agent_id: int | None
+
+
+def resolve_scope(
+    *, user: Any, department_ids: list[int] | None, agent_id: int | None
+) -> Scope:
+    visible = tuple(sorted(departments_visible_to(user).values_list("pk", flat=True)))
+    wanted = set(department_ids) if department_ids else None
+
+    def narrowed(ids: tuple[int, ...]) -> tuple[int, ...]:
+        return ids if wanted is None else tuple(i for i in ids if i in wanted)
+
+    own = (
+        agent_id is not None
+        and AgentProfile.objects.filter(pk=agent_id, user_id=getattr(user, "pk", None)).exists()
+    )
+    if own:
         # Everyone sees its own figures, in whatever departments it worked (an agent has no
         # department view at all).
-        qs = model.objects.filter(day__gte=start, day__lte=end, agent_id=agent_id)
+        departments = None if wanted is None else tuple(sorted(wanted))
     else:
-        qs = model.objects.filter(
-            day__gte=start, day__lte=end, department__in=departments_visible_to(user)
-        )
-    if department_ids:
-        qs = qs.filter(department_id__in=department_ids)
-    if agent_id is not None and per_agent:
-        qs = qs.filter(agent_id=agent_id)
+        departments = narrowed(visible)
+    return Scope(departments=departments, department_level=narrowed(visible), agent_id=agent_id)
+
+
+def data_versions(ranges: list[tuple[dt.date, dt.date]]) -> list[int | None]:
+    """For each range, the highest version among its days (None: no day of it was ever
+    computed), in one query."""
+    lo = min(r[0] for r in ranges)
+    hi = max(r[1] for r in ranges)
+    found = ReportingDay.objects.filter(day__gte=lo, day__lte=hi).aggregate(
+        **{
+            f"v{i}": Max("version", filter=Q(day__gte=start, day__lte=end))
+            for i, (start, end) in enumerate(ranges)
+        }
+    )
+    return [found[f"v{i}"] for i in range(len(ranges))]
+
+
+def data_version(*, start: dt.date, end: dt.date) -> int | None:
+    return data_versions([(start, end)])[0]
+
+
+def _key(name: Any, *, scope: Scope, start: dt.date, end: dt.date, version: int) -> str:
+    raw = repr((name, start.isoformat(), end.isoformat(), scope, version))
+    return "reporting:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _compute(compute: Any) -> Any:
+    # Only a cache miss reads the rollups: only then is a tuned transaction worth its round trips.
+    with tuned():
+        return compute()
+
+
+def _cached(name: Any, *, scope: Scope, start: dt.date, end: dt.date, compute: Any) -> Any:
+    """compute(), remembered under the range's data version: figures of a range whose days were
+    not recomputed since are served from the cache; a recompute of any of its days gives a new
+    version, hence a new key (docs/metrics.md, "How it is computed")."""
+    version = data_version(start=start, end=end)
+    if version is None:
+        return _compute(compute)
+    key = _key(name, scope=scope, start=start, end=end, version=version)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    value = _compute(compute)
+    cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def _scope(model: type, *, scope: Scope, start: dt.date, end: dt.date) -> QuerySet:
+    qs = model.objects.filter(day__gte=start, day__lte=end)
+    if model is HourlyVolume or model is InvitationRollup:
+        return qs.filter(department_id__in=scope.department_level)
+    if scope.departments is not None:
+        qs = qs.filter(department_id__in=scope.departments)
+    if scope.agent_id is not None:
+        qs = qs.filter(agent_id=scope.agent_id)
     return qs
+
+
+def _scope_of(
+    scope: Scope | None, *, user: Any, department_ids: list[int] | None, agent_id: int | None
+) -> Scope:
+    return scope or resolve_scope(user=user, department_ids=department_ids, agent_id=agent_id)
 
 
 def summary(
     *,
-    user: Any,
+    user: Any = None,
     start: dt.date,
     end: dt.date,
     department_ids: list[int] | None = None,
     agent_id: int | None = None,
+    scope: Scope | None = None,
 ) -> dict[str, float | int | None]:
     """Headline figures of the range (see docs/metrics.md for each one)."""
-    scope = {
-        "user": user,
-        "start": start,
-        "end": end,
-        "department_ids": department_ids,
-        "agent_id": agent_id,
-    }
-    r = _scope(DailyRollup, **scope).aggregate(
+    scope = _scope_of(scope, user=user, department_ids=department_ids, agent_id=agent_id)
+    return _cached(
+        "summary",
+        scope=scope,
+        start=start,
+        end=end,
+        compute=lambda: _summary(scope=scope, start=start, end=end),
+    )
+
+
+def _summary(*, scope: Scope, start: dt.date, end: dt.date) -> dict[str, float | int | None]:
+    where = {"scope": scope, "start": start, "end": end}
+    r = _scope(DailyRollup, **where).aggregate(
         chats=Sum("chats"),
         missed=Sum("missed"),
         abandoned=Sum("abandoned"),
@@ -183,10 +284,9 @@ def summary(
         qa_count=Sum("qa_count"),
         qa_score_sum=Sum("qa_score_sum"),
     )
-    inv = _scope(InvitationRollup, **scope).aggregate(
+    inv = _scope(InvitationRollup, **where).aggregate(
         sent=Sum("sent"), accepted=Sum("accepted"), declined=Sum("declined"), chats=Sum("chats")
     )
-    facts = _scope(ConversationFact, **scope)
     out: dict[str, float | int | None] = {
         "chats": r["chats"] or 0,
         "missed": r["missed"] or 0,
@@ -202,9 +302,10 @@ def summary(
         "invitations_accepted": inv["accepted"] or 0,
         "invitations_declined": inv["declined"] or 0,
         "invitation_chats": inv["chats"] or 0,
-        # Slot for coaching's QA scores (0 evaluations until coaching fills it).
+        "qa_reviews": r["qa_count"] or 0,
         "qa_average": _ratio(r["qa_score_sum"] or 0, r["qa_count"] or 0),
     }
+    facts = _scope(ConversationFact, **where)
     spread = percentiles_of_fields(facts, ["wait", "first_response", "session", "handle"])
     for name, count_key, sum_key, field in (
         ("wait", "wait_count", "wait_sum", "wait"),
@@ -219,23 +320,28 @@ def summary(
 
 def daily_series(
     *,
-    user: Any,
+    user: Any = None,
     start: dt.date,
     end: dt.date,
     department_ids: list[int] | None = None,
     agent_id: int | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
     """One row per day of the range (days without chats included, as zeros)."""
+    scope = _scope_of(scope, user=user, department_ids=department_ids, agent_id=agent_id)
+    return _cached(
+        "daily",
+        scope=scope,
+        start=start,
+        end=end,
+        compute=lambda: _daily_series(scope=scope, start=start, end=end),
+    )
+
+
+def _daily_series(*, scope: Scope, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     rows = {
         row["day"]: row
-        for row in _scope(
-            DailyRollup,
-            user=user,
-            start=start,
-            end=end,
-            department_ids=department_ids,
-            agent_id=agent_id,
-        )
+        for row in _scope(DailyRollup, scope=scope, start=start, end=end)
         .values("day")
         .annotate(
             chats=Sum("chats"),
@@ -243,8 +349,13 @@ def daily_series(
             abandoned=Sum("abandoned"),
             wait_sum=Sum("wait_sum"),
             wait_count=Sum("wait_count"),
+            handle_sum=Sum("handle_sum"),
+            handle_count=Sum("handle_count"),
             surveys=Sum("surveys"),
             satisfied=Sum("satisfied"),
+            transfers=Sum("transfers"),
+            qa_count=Sum("qa_count"),
+            qa_score_sum=Sum("qa_score_sum"),
         )
         .order_by("day")
     }
@@ -259,7 +370,14 @@ def daily_series(
                 "missed": row.get("missed") or 0,
                 "abandoned": row.get("abandoned") or 0,
                 "wait_avg": _ratio(_seconds(row.get("wait_sum")), row.get("wait_count") or 0),
+                "handle_avg": _ratio(
+                    _seconds(row.get("handle_sum")), row.get("handle_count") or 0
+                ),
+                "surveys": row.get("surveys") or 0,
                 "csat": _ratio(row.get("satisfied") or 0, row.get("surveys") or 0),
+                "transfers": row.get("transfers") or 0,
+                "qa_reviews": row.get("qa_count") or 0,
+                "qa_average": _ratio(row.get("qa_score_sum") or 0, row.get("qa_count") or 0),
             }
         )
         day += dt.timedelta(days=1)
@@ -267,18 +385,27 @@ def daily_series(
 
 
 def hourly_volume(
-    *, user: Any, start: dt.date, end: dt.date, department_ids: list[int] | None = None
+    *,
+    user: Any = None,
+    start: dt.date,
+    end: dt.date,
+    department_ids: list[int] | None = None,
+    scope: Scope | None = None,
 ) -> list[int]:
     """Chats by local hour of day (0-23) over the range."""
+    scope = _scope_of(scope, user=user, department_ids=department_ids, agent_id=None)
+    return _cached(
+        "hourly",
+        scope=scope,
+        start=start,
+        end=end,
+        compute=lambda: _hourly(scope=scope, start=start, end=end),
+    )
+
+
+def _hourly(*, scope: Scope, start: dt.date, end: dt.date) -> list[int]:
     counts = dict(
-        _scope(
-            HourlyVolume,
-            user=user,
-            start=start,
-            end=end,
-            department_ids=department_ids,
-            agent_id=None,
-        )
+        _scope(HourlyVolume, scope=scope, start=start, end=end)
         .values("hour")
         .annotate(n=Sum("chats"))
         .values_list("hour", "n")
@@ -286,30 +413,121 @@ def hourly_volume(
     return [counts.get(h, 0) for h in range(24)]
 
 
+def _agent_rows(scope: Scope) -> list[tuple[int, str]]:
+    if scope.departments is None:  # an agent's own figures
+        agents = AgentProfile.objects.filter(pk=scope.agent_id)
+    else:
+        agents = AgentProfile.objects.filter(departments__in=scope.departments).distinct()
+        if scope.agent_id is not None:
+            agents = agents.filter(pk=scope.agent_id)
+    return list(agents.order_by("display_name").values_list("pk", "display_name"))
+
+
 def agent_table(
     *,
-    user: Any,
+    user: Any = None,
     start: dt.date,
     end: dt.date,
     department_ids: list[int] | None = None,
     agent_id: int | None = None,
+    scope: Scope | None = None,
 ) -> list[dict[str, Any]]:
-    """Per agent: chats, handle time, CSAT and occupancy (share of online time in 0/1/2/3+ chats)."""
-    agents = agents_visible_to(user)
-    if department_ids:
-        agents = agents.filter(departments__in=department_ids)
-    if agent_id is not None:
-        agents = agents.filter(pk=agent_id)
+    """Per agent: chats, handle time, CSAT, QA score and occupancy (share of online time in
+    0/1/2/3+ chats). The agents listed are read fresh; their figures may come from the cache."""
+    scope = _scope_of(scope, user=user, department_ids=department_ids, agent_id=agent_id)
+    agent_rows = _agent_rows(scope)
+    ids = [pk for pk, _ in agent_rows]
+    figures = _cached(
+        ("agents", tuple(ids)),
+        scope=scope,
+        start=start,
+        end=end,
+        compute=lambda: _agent_figures(scope=scope, start=start, end=end, agent_ids=ids),
+    )
+    return _agent_table_rows(agent_rows, figures)
+
+
+def _agent_table_rows(
+    agent_rows: list[tuple[int, str]],
+    figures: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    per_agent, occupancy = figures
+    out = []
+    for pk, name in agent_rows:
+        f = per_agent.get(pk, {})
+        o = occupancy.get(pk, {})
+        online = o.get("online") or 0
+        out.append(
+            {
+                "agent_id": pk,
+                "agent": name,
+                "chats": f.get("chats") or 0,
+                "handle_avg": _ratio(_seconds(f.get("handle_sum")), f.get("handle_count") or 0),
+                "surveys": f.get("surveys") or 0,
+                "csat": _ratio(f.get("satisfied") or 0, f.get("surveys") or 0),
+                "transfers": f.get("transfers") or 0,
+                "qa_reviews": f.get("qa_count") or 0,
+                "qa_average": _ratio(f.get("qa_score_sum") or 0, f.get("qa_count") or 0),
+                "online_seconds": online,
+                "occupancy_0": _ratio(o.get("s0") or 0, online),
+                "occupancy_1": _ratio(o.get("s1") or 0, online),
+                "occupancy_2": _ratio(o.get("s2") or 0, online),
+                "occupancy_3plus": _ratio(o.get("s3") or 0, online),
+            }
+        )
+    return out
+
+
+def dashboard(
+    *, scope: Scope, start: dt.date, end: dt.date, previous: tuple[dt.date, dt.date]
+) -> dict[str, Any]:
+    """Everything one dashboard page shows, with one version query and one cache round trip
+    when nothing changed: headline figures of the range and of the previous one, the daily
+    series, hour-of-day volume and the agent table."""
+    agent_rows = _agent_rows(scope)
+    ids = [pk for pk, _ in agent_rows]
+    p_start, p_end = previous
+    parts = {
+        "current": ("summary", start, end, lambda: _summary(scope=scope, start=start, end=end)),
+        "previous": (
+            "summary",
+            p_start,
+            p_end,
+            lambda: _summary(scope=scope, start=p_start, end=p_end),
+        ),
+        "daily": ("daily", start, end, lambda: _daily_series(scope=scope, start=start, end=end)),
+        "hourly": ("hourly", start, end, lambda: _hourly(scope=scope, start=start, end=end)),
+        "agents": (
+            ("agents", tuple(ids)),
+            start,
+            end,
+            lambda: _agent_figures(scope=scope, start=start, end=end, agent_ids=ids),
+        ),
+    }
+    current_v, previous_v = data_versions([(start, end), previous])
+    keys = {}
+    for part, (name, a, b, _) in parts.items():
+        version = previous_v if part == "previous" else current_v
+        if version is not None:
+            keys[part] = _key(name, scope=scope, start=a, end=b, version=version)
+    hits = cache.get_many(list(keys.values()))
+    out = {part: hits[key] for part, key in keys.items() if key in hits}
+    missing = [part for part in parts if part not in out]
+    if missing:
+        with tuned():
+            for part in missing:
+                out[part] = parts[part][3]()
+        cache.set_many({keys[p]: out[p] for p in missing if p in keys}, CACHE_SECONDS)
+    out["agents"] = _agent_table_rows(agent_rows, out["agents"])
+    return out
+
+
+def _agent_figures(
+    *, scope: Scope, start: dt.date, end: dt.date, agent_ids: list[int]
+) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
     figures = {
         row["agent_id"]: row
-        for row in _scope(
-            DailyRollup,
-            user=user,
-            start=start,
-            end=end,
-            department_ids=department_ids,
-            agent_id=agent_id,
-        )
+        for row in _scope(DailyRollup, scope=scope, start=start, end=end)
         .filter(agent__isnull=False)
         .values("agent_id")
         .annotate(
@@ -319,12 +537,16 @@ def agent_table(
             surveys=Sum("surveys"),
             satisfied=Sum("satisfied"),
             transfers=Sum("transfers"),
+            qa_count=Sum("qa_count"),
+            qa_score_sum=Sum("qa_score_sum"),
         )
         .order_by()
     }
     occupancy = {
         row["agent_id"]: row
-        for row in AgentOccupancy.objects.filter(day__gte=start, day__lte=end, agent__in=agents)
+        for row in AgentOccupancy.objects.filter(
+            day__gte=start, day__lte=end, agent_id__in=agent_ids
+        )
         .values("agent_id")
         .annotate(
             online=Sum("online_seconds"),
@@ -335,24 +557,55 @@ def agent_table(
         )
         .order_by()
     }
-    out = []
-    for agent in agents.order_by("display_name").only("pk", "display_name"):
-        f = figures.get(agent.pk, {})
-        o = occupancy.get(agent.pk, {})
-        online = o.get("online") or 0
-        out.append(
-            {
-                "agent_id": agent.pk,
-                "agent": agent.display_name,
-                "chats": f.get("chats") or 0,
-                "handle_avg": _ratio(_seconds(f.get("handle_sum")), f.get("handle_count") or 0),
-                "csat": _ratio(f.get("satisfied") or 0, f.get("surveys") or 0),
-                "transfers": f.get("transfers") or 0,
-                "online_seconds": online,
-                "occupancy_0": _ratio(o.get("s0") or 0, online),
-                "occupancy_1": _ratio(o.get("s1") or 0, online),
-                "occupancy_2": _ratio(o.get("s2") or 0, online),
-                "occupancy_3plus": _ratio(o.get("s3") or 0, online),
-            }
+    return figures, occupancy
+
+
+# --- Drill-down -----------------------------------------------------------------------------
+
+# The conversations behind each figure (docs/metrics.md): the filter on ConversationFact.
+DRILL_FIGURES = {
+    "chats": "All chats",
+    "missed": "Missed chats",
+    "abandoned": "Abandoned chats",
+    "wait": "Chats an agent accepted (wait time)",
+    "first_response": "Chats with an agent reply (first response)",
+    "session": "Accepted chats that ended (session length)",
+    "handle": "Chats with handle time",
+    "surveys": "Chats with a survey",
+    "satisfied": "Chats rated 4 or 5",
+    "transfers": "Transferred chats",
+    "tickets": "Chats that led to a ticket",
+    "canned": "Chats with canned responses",
+    "proactive": "Chats from proactive invitations",
+    "qa": "Chats with a QA score",
+}
+_DRILL_FILTERS = {
+    "chats": Q(),
+    "missed": Q(status="missed"),
+    "abandoned": Q(status="abandoned"),
+    "wait": Q(wait__isnull=False),
+    "first_response": Q(first_response__isnull=False),
+    "session": Q(session__isnull=False),
+    "handle": Q(handle__isnull=False),
+    "surveys": Q(rating__isnull=False),
+    "satisfied": Q(rating__gte=4),
+    "transfers": Q(transfers__gt=0),
+    "tickets": Q(tickets__gt=0),
+    "canned": Q(canned_uses__gt=0),
+    "proactive": Q(proactive=True),
+    "qa": Q(qa_count__gt=0),
+}
+
+
+def drilldown(*, scope: Scope, start: dt.date, end: dt.date, figure: str) -> QuerySet:
+    """The facts behind `figure` in the scope, newest first, with what a listing shows."""
+    return (
+        _scope(ConversationFact, scope=scope, start=start, end=end)
+        .filter(_DRILL_FILTERS[figure])
+        .annotate(
+            created_at=F("conversation__created_at"),
+            department_name=F("department__name"),
+            agent_name=F("agent__display_name"),
         )
-    return out
+        .order_by("-conversation__created_at", "-conversation_id")
+    )

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Case,
     Count,
     DurationField,
-    Exists,
     ExpressionWrapper,
     F,
-    OuterRef,
+    Max,
     Q,
     QuerySet,
-    Subquery,
     Sum,
-    Value,
     When,
 )
 from django.db.models.functions import Coalesce, ExtractHour, TruncDate
@@ -45,9 +45,10 @@ from reporting.models import (
     DailyRollup,
     HourlyVolume,
     InvitationRollup,
+    ReportingDay,
     ReportingSettings,
 )
-from reporting.selectors import without_jit
+from reporting.selectors import tuned
 
 
 def local_day_bounds(
@@ -67,88 +68,111 @@ def _duration(later: str, earlier: str) -> ExpressionWrapper:
     return ExpressionWrapper(F(later) - F(earlier), output_field=DurationField())
 
 
-def _count_of(qs: QuerySet) -> Coalesce:
-    return Coalesce(Subquery(qs.values("conversation").annotate(n=Count("pk")).values("n")), 0)
-
-
 def _facts_source(*, lo: dt.datetime, hi: dt.datetime, tz: zoneinfo.ZoneInfo) -> QuerySet:
-    ended_assignments = Assignment.objects.filter(
-        conversation=OuterRef("pk"), accepted_at__isnull=False, ended_at__isnull=False
-    )
-    handle = Subquery(
-        ended_assignments.values("conversation")
-        .annotate(s=Sum(_duration("ended_at", "accepted_at")))
-        .values("s")
-    )
-    return Conversation.objects.filter(
-        is_training=False, created_at__gte=lo, created_at__lt=hi
-    ).annotate(
-        f_day=TruncDate("created_at", tzinfo=tz),
-        f_hour=ExtractHour("created_at", tzinfo=tz),
-        f_wait=_duration("assigned_at", "queued_at"),
-        f_first_response=_duration("first_agent_reply_at", "assigned_at"),
-        # Session length and handle time exist once the chat has ended.
-        f_session=Case(
-            When(status=Conversation.Status.ENDED, then=_duration("ended_at", "assigned_at")),
-            output_field=DurationField(),
-        ),
-        f_handle=ExpressionWrapper(handle, output_field=DurationField()),
-        f_transfers=_count_of(
-            Assignment.objects.filter(conversation=OuterRef("pk"), end_reason="transferred")
-        ),
-        f_canned=Value(0),  # filled by _update_canned_uses
-        f_tickets=_count_of(Ticket.objects.filter(conversation=OuterRef("pk"))),
-        f_rating=Subquery(
-            SurveyResponse.objects.filter(conversation=OuterRef("pk")).values("rating")[:1]
-        ),
-        f_proactive=Exists(ProactiveInvitation.objects.filter(conversation=OuterRef("pk"))),
-    )
-
-
-_FACT_COLUMNS = [
-    ("conversation", "pk"),
-    ("day", "f_day"),
-    ("hour", "f_hour"),
-    ("department", "department_id"),
-    ("agent", "agent_id"),
-    ("status", "status"),
-    ("wait", "f_wait"),
-    ("first_response", "f_first_response"),
-    ("session", "f_session"),
-    ("handle", "f_handle"),
-    ("transfers", "f_transfers"),
-    ("canned_uses", "f_canned"),
-    ("tickets", "f_tickets"),
-    ("rating", "f_rating"),
-    ("proactive", "f_proactive"),
-]
-
-
-def _update_canned_uses(*, lo: dt.datetime, hi: dt.datetime) -> None:
-    """Canned-response uses per conversation, from one grouped scan of the range's messages.
-
-    A correlated count per conversation read every message's row through the index one
-    conversation at a time, which was most of the facts' cost at a million messages.
-    """
-    counts = (
-        Message.objects.filter(
-            meta__has_key="canned",
-            conversation__created_at__gte=lo,
-            conversation__created_at__lt=hi,
-            conversation__is_training=False,
+    """The conversation's own columns; everything counted from other tables is joined in."""
+    return (
+        Conversation.objects.filter(is_training=False, created_at__gte=lo, created_at__lt=hi)
+        .annotate(
+            f_id=F("pk"),
+            f_day=TruncDate("created_at", tzinfo=tz),
+            f_hour=ExtractHour("created_at", tzinfo=tz),
+            f_department=F("department_id"),
+            f_agent=F("agent_id"),
+            f_status=F("status"),
+            f_wait=_duration("assigned_at", "queued_at"),
+            f_first_response=_duration("first_agent_reply_at", "assigned_at"),
+            # Session length exists once the chat has ended.
+            f_session=Case(
+                When(status=Conversation.Status.ENDED, then=_duration("ended_at", "assigned_at")),
+                output_field=DurationField(),
+            ),
         )
-        .values("conversation_id")
-        .annotate(n=Count("pk"))
+        .values(
+            "f_id",
+            "f_day",
+            "f_hour",
+            "f_department",
+            "f_agent",
+            "f_status",
+            "f_wait",
+            "f_first_response",
+            "f_session",
+        )
         .order_by()
     )
-    sql, params = counts.query.sql_with_params()
-    table = connection.ops.quote_name(ConversationFact._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET canned_uses = x.n FROM ({sql}) x "
-            f"WHERE {table}.conversation_id = x.conversation_id",
-            params,
+
+
+def _per_conversation(*, lo: dt.datetime, hi: dt.datetime) -> dict[str, QuerySet]:
+    """Grouped per-conversation counts of the range, each one scan of its table (joined to the
+    range's conversations), instead of one correlated subquery per conversation and table."""
+    in_range = {
+        "conversation__created_at__gte": lo,
+        "conversation__created_at__lt": hi,
+        "conversation__is_training": False,
+    }
+
+    def grouped(qs: QuerySet, **aggregates: Any) -> QuerySet:
+        return qs.filter(**in_range).values("conversation_id").annotate(**aggregates).order_by()
+
+    parts = {
+        "a": grouped(
+            Assignment.objects.all(),
+            handle=Sum(
+                _duration("ended_at", "accepted_at"),
+                filter=Q(accepted_at__isnull=False, ended_at__isnull=False),
+            ),
+            transfers=Count("pk", filter=Q(end_reason="transferred")),
+        ),
+        # Messages: only those carrying a canned-response marker; on PostgreSQL a partial index
+        # (migration 0003) holds exactly those, so a million plain messages are never read.
+        "m": grouped(Message.objects.filter(meta__has_key="canned"), n=Count("pk")),
+        "t": grouped(Ticket.objects.all(), n=Count("pk")),
+        "s": grouped(SurveyResponse.objects.all(), rating=Max("rating")),
+        "i": grouped(ProactiveInvitation.objects.all(), n=Count("pk")),
+    }
+    if apps.is_installed("coaching"):
+        from coaching.models import Review
+
+        # Coaching's QA scores: every scored review of the chat (docs/metrics.md, "QA score").
+        parts["q"] = grouped(
+            Review.objects.filter(score__isnull=False), n=Count("pk"), total=Sum("score")
         )
+    return parts
+
+
+def _insert_facts(*, lo: dt.datetime, hi: dt.datetime, tz: zoneinfo.ZoneInfo) -> None:
+    """One INSERT … SELECT: the range's conversations LEFT JOINed to their grouped counts."""
+    base_sql, params = _facts_source(lo=lo, hi=hi, tz=tz).query.sql_with_params()
+    params = list(params)
+    joins = []
+    parts = _per_conversation(lo=lo, hi=hi)
+    for alias, qs in parts.items():
+        try:
+            sql, p = qs.query.sql_with_params()
+        except EmptyResultSet:  # pragma: no cover - the filters above always match something
+            continue
+        joins.append(f"LEFT JOIN ({sql}) {alias} ON {alias}.conversation_id = c.f_id")
+        params.extend(p)
+    qa = "q" in parts
+    table = connection.ops.quote_name(ConversationFact._meta.db_table)
+    columns = [
+        "conversation_id", "day", "hour", "department_id", "agent_id", "status", "wait",
+        "first_response", "session", "handle", "transfers", "canned_uses", "tickets", "rating",
+        "proactive", "qa_count", "qa_score_sum",
+    ]  # fmt: skip
+    select = [
+        "c.f_id", "c.f_day", "c.f_hour", "c.f_department", "c.f_agent", "c.f_status", "c.f_wait",
+        "c.f_first_response", "c.f_session", "a.handle", "COALESCE(a.transfers, 0)",
+        "COALESCE(m.n, 0)", "COALESCE(t.n, 0)", "s.rating",
+        "(i.n IS NOT NULL)",
+        "COALESCE(q.n, 0)" if qa else "0", "COALESCE(q.total, 0)" if qa else "0",
+    ]  # fmt: skip
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(select)} FROM ({base_sql}) c {' '.join(joins)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _rollup_source(*, start: dt.date, end: dt.date) -> QuerySet:
@@ -177,9 +201,8 @@ def _rollup_source(*, start: dt.date, end: dt.date) -> QuerySet:
             r_tickets=Coalesce(Sum("tickets"), 0),
             r_canned=Coalesce(Sum("canned_uses"), 0),
             r_proactive=Count("pk", filter=Q(proactive=True)),
-            # Coaching's QA scores: none stored yet, so the slot is zero (docs/metrics.md).
-            r_qa_count=Value(0),
-            r_qa_score_sum=Value(0.0),
+            r_qa_count=Coalesce(Sum("qa_count"), 0),
+            r_qa_score_sum=Coalesce(Sum("qa_score_sum"), 0.0),
         )
         .order_by()
     )
@@ -225,30 +248,29 @@ def _insert(model: type, mapping: list[tuple[str, str]], qs: QuerySet) -> None:
 
 
 # Occupancy: every online presence interval and every accepted assignment (clipped to the range)
-# becomes a +1 and a -1 event, and every local midnight of the range a 0 event for each agent, so
+# becomes a +1 and a -1 event (one scan of each table, crossed with the two edges), and every local midnight of the range a 0 event for each agent, so
 # no stretch crosses midnight. Running sums over the agent's events, ordered by time, give at
 # each instant whether the agent is online and how many chats it holds; LEAD gives how long that
-# lasts; the day whose [lo, hi) holds the stretch's start is its day. Events at the same instant
+# lasts; the local day of the stretch's start is its day (PostgreSQL: `AT TIME ZONE`, one
+# expression per row; SQLite, which has no time zones: the day whose [lo, hi) holds it). Events at the same instant
 # are peers of the RANGE frame, so they share one running sum and only the last of them carries
 # the length: ties need no special order.
 _OCCUPANCY_SQL = """
 WITH days (d, lo, hi) AS (VALUES {days}),
+edge (s) AS (VALUES (1), (-1)),
 ev AS (
-    SELECT p.agent_id AS agent_id, {greatest}(p.started_at, %(lo)s) AS t, 0 AS dc, 1 AS dn
-      FROM chat_presenceinterval p
+    SELECT p.agent_id AS agent_id,
+           CASE WHEN edge.s = 1 THEN {greatest}(p.started_at, %(lo)s)
+                ELSE {least}(COALESCE(p.ended_at, %(now)s), %(hi)s) END AS t,
+           0 AS dc, edge.s AS dn
+      FROM chat_presenceinterval p CROSS JOIN edge
      WHERE p.status = 'online' AND p.started_at < %(hi)s AND COALESCE(p.ended_at, %(now)s) > %(lo)s
     UNION ALL
-    SELECT p.agent_id, {least}(COALESCE(p.ended_at, %(now)s), %(hi)s), 0, -1
-      FROM chat_presenceinterval p
-     WHERE p.status = 'online' AND p.started_at < %(hi)s AND COALESCE(p.ended_at, %(now)s) > %(lo)s
-    UNION ALL
-    SELECT a.agent_id, {greatest}(a.accepted_at, %(lo)s), 1, 0
-      FROM chat_assignment a JOIN chat_conversation c ON c.id = a.conversation_id
-     WHERE a.accepted_at IS NOT NULL AND NOT c.is_training
-       AND a.accepted_at < %(hi)s AND COALESCE(a.ended_at, %(now)s) > %(lo)s
-    UNION ALL
-    SELECT a.agent_id, {least}(COALESCE(a.ended_at, %(now)s), %(hi)s), -1, 0
-      FROM chat_assignment a JOIN chat_conversation c ON c.id = a.conversation_id
+    SELECT a.agent_id,
+           CASE WHEN edge.s = 1 THEN {greatest}(a.accepted_at, %(lo)s)
+                ELSE {least}(COALESCE(a.ended_at, %(now)s), %(hi)s) END,
+           edge.s, 0
+      FROM chat_assignment a JOIN chat_conversation c ON c.id = a.conversation_id CROSS JOIN edge
      WHERE a.accepted_at IS NOT NULL AND NOT c.is_training
        AND a.accepted_at < %(hi)s AND COALESCE(a.ended_at, %(now)s) > %(lo)s
 ), allev AS (
@@ -262,10 +284,10 @@ ev AS (
            LEAD(t) OVER (PARTITION BY agent_id ORDER BY t) AS nt
       FROM allev
 )
-SELECT days.d, run.agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END AS busy, SUM({seconds}) AS secs
-  FROM run JOIN days ON run.t >= days.lo AND run.t < days.hi
+SELECT {day}, run.agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END AS busy, SUM({seconds}) AS secs
+  FROM run {day_join}
  WHERE online > 0 AND nt IS NOT NULL AND nt > t
- GROUP BY days.d, run.agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END
+ GROUP BY 1, run.agent_id, CASE WHEN chats >= 3 THEN 3 ELSE chats END
 """
 
 
@@ -276,6 +298,9 @@ def _occupancy_sql(n_days: int) -> str:
             "greatest": "GREATEST",
             "least": "LEAST",
             "seconds": "EXTRACT(EPOCH FROM (nt - t))",
+            # A join of every stretch against every day of a year was most of a recompute.
+            "day": "(run.t AT TIME ZONE %(tz)s)::date",
+            "day_join": "",
         }
     else:
         # SQLite: the two-argument MAX/MIN are scalar; julianday() is in days.
@@ -284,6 +309,8 @@ def _occupancy_sql(n_days: int) -> str:
             "greatest": "MAX",
             "least": "MIN",
             "seconds": "(julianday(nt) - julianday(t)) * 86400.0",
+            "day": "days.d",
+            "day_join": "JOIN days ON run.t >= days.lo AND run.t < days.hi",
         }
     return _OCCUPANCY_SQL.format(days=days, **parts)
 
@@ -302,24 +329,34 @@ def _recompute_occupancy(
     # Named placeholders for the range, positional ones for the day list: render the day list
     # into %(d0)s… names so one parameter style is used throughout.
     sql = _occupancy_sql(len(days))
-    params: dict[str, object] = {"lo": adapt(lo), "hi": adapt(hi), "now": adapt(min(now, hi))}
+    params: dict[str, object] = {
+        "lo": adapt(lo),
+        "hi": adapt(hi),
+        "now": adapt(min(now, hi)),
+        "tz": tz.key,
+    }
     pieces = sql.split("%s")
     named = [pieces[0]]
     for i, piece in enumerate(pieces[1:]):
         named.append(f"%(v{i})s")
         named.append(piece)
         params[f"v{i}"] = days[i // 3][i % 3]
-    buckets: dict[tuple[int, int], list[float]] = {}
+    buckets: dict[tuple[dt.date, int], list[float]] = {}
     with connection.cursor() as cursor:
         cursor.execute("".join(named), params)
-        for ordinal, agent_id, busy, secs in cursor.fetchall():
-            buckets.setdefault((ordinal, agent_id), [0.0, 0.0, 0.0, 0.0])[int(busy)] += float(secs)
+        for day_or_ordinal, agent_id, busy, secs in cursor.fetchall():
+            day = (
+                day_or_ordinal
+                if isinstance(day_or_ordinal, dt.date)
+                else dt.date.fromordinal(int(day_or_ordinal))
+            )
+            buckets.setdefault((day, agent_id), [0.0, 0.0, 0.0, 0.0])[int(busy)] += float(secs)
     rows = []
-    for (ordinal, agent_id), b in buckets.items():
+    for (day, agent_id), b in buckets.items():
         s = [round(x) for x in b]
         rows.append(
             AgentOccupancy(
-                day=dt.date.fromordinal(ordinal),
+                day=day,
                 agent_id=agent_id,
                 online_seconds=sum(s),
                 seconds_0=s[0],
@@ -331,21 +368,41 @@ def _recompute_occupancy(
     AgentOccupancy.objects.bulk_create(rows, batch_size=2000)
 
 
+def _bump_versions(*, start: dt.date, end: dt.date) -> None:
+    """Give every day of the range a new version, higher than any before: the dashboard's cache
+    keys on the highest version of a range's days, so any recomputed day retires its entries."""
+    ReportingSettings.objects.filter(pk=1).update(data_version=F("data_version") + 1)
+    version = ReportingSettings.objects.values_list("data_version", flat=True).get(pk=1)
+    days = []
+    day = start
+    while day <= end:
+        days.append(ReportingDay(day=day, version=version))
+        day += dt.timedelta(days=1)
+    ReportingDay.objects.bulk_create(
+        days, update_conflicts=True, unique_fields=["day"], update_fields=["version"]
+    )
+
+
 def recompute_days(*, start: dt.date, end: dt.date, now: dt.datetime | None = None) -> None:
-    """Rebuild every reporting row of the local days start..end (inclusive)."""
+    """Rebuild every reporting row of the local days start..end (inclusive).
+
+    One transaction; recomputes run one at a time (a row lock on the settings), so two workers
+    refreshing the same day never both insert its rows.
+    """
     if end < start:
         raise ValueError("end is before start")
     now = now or timezone.now()
-    tz = ReportingSettings.load().tzinfo
-    lo, hi = local_day_bounds(start=start, end=end, tz=tz)
-    with without_jit():
+    ReportingSettings.load()
+    with tuned(write=True):
+        settings = ReportingSettings.objects.select_for_update().get(pk=1)
+        tz = settings.tzinfo
+        lo, hi = local_day_bounds(start=start, end=end, tz=tz)
         ConversationFact.objects.filter(Q(day__gte=start, day__lte=end)).delete()
         # A fact of this window may sit on another day after the time zone changed.
         ConversationFact.objects.filter(
             conversation__created_at__gte=lo, conversation__created_at__lt=hi
         ).delete()
-        _insert(ConversationFact, _FACT_COLUMNS, _facts_source(lo=lo, hi=hi, tz=tz))
-        _update_canned_uses(lo=lo, hi=hi)
+        _insert_facts(lo=lo, hi=hi, tz=tz)
 
         DailyRollup.objects.filter(day__gte=start, day__lte=end).delete()
         _insert(DailyRollup, _ROLLUP_COLUMNS, _rollup_source(start=start, end=end))
@@ -393,6 +450,7 @@ def recompute_days(*, start: dt.date, end: dt.date, now: dt.datetime | None = No
 
         AgentOccupancy.objects.filter(day__gte=start, day__lte=end).delete()
         _recompute_occupancy(start=start, end=end, tz=tz, now=now)
+        _bump_versions(start=start, end=end)
 
 
 def recompute_conversation_day(*, conversation_id: int) -> None:

@@ -1,56 +1,66 @@
-"""The reporting dashboard (in the admin), its CSV export, and an agent's own figures."""
+"""The reporting dashboard (in the admin), its drill-down and CSV exports, and an agent's own figures."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import zoneinfo
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from chat.models import AgentProfile
 from compliance import roles
-from reporting import selectors, services
+from reporting import selectors
 from reporting.forms import DashboardFilterForm
-from reporting.models import ReportingSettings
+from reporting.models import ConversationFact, ReportingSettings
 
+# (key, label, kind, drill-down figure or None). The drill-down lists the conversations behind
+# the figure (reporting.selectors.DRILL_FIGURES); invitations that led to no chat have none.
 HEADLINES = [
-    ("chats", "Chats", "count", None),
+    ("chats", "Chats", "count", "chats"),
     ("missed", "Missed", "count", "missed"),
     ("abandoned", "Abandoned", "count", "abandoned"),
-    ("wait_avg", "Wait, average", "seconds", None),
-    ("wait_median", "Wait, median", "seconds", None),
-    ("wait_p90", "Wait, p90", "seconds", None),
-    ("first_response_avg", "First response, average", "seconds", None),
-    ("first_response_median", "First response, median", "seconds", None),
-    ("first_response_p90", "First response, p90", "seconds", None),
-    ("session_avg", "Session length, average", "seconds", None),
-    ("session_median", "Session length, median", "seconds", None),
-    ("session_p90", "Session length, p90", "seconds", None),
-    ("handle_avg", "Handle time, average", "seconds", None),
-    ("handle_median", "Handle time, median", "seconds", None),
-    ("handle_p90", "Handle time, p90", "seconds", None),
-    ("survey_response_rate", "Survey response rate", "percent", None),
-    ("average_rating", "Average rating", "number", None),
-    ("csat", "CSAT (4 and 5)", "percent", None),
-    ("transfers", "Transfers", "count", None),
-    ("tickets", "Tickets created", "count", None),
-    ("canned_uses", "Canned responses used", "count", None),
+    ("wait_avg", "Wait, average", "seconds", "wait"),
+    ("wait_median", "Wait, median", "seconds", "wait"),
+    ("wait_p90", "Wait, p90", "seconds", "wait"),
+    ("first_response_avg", "First response, average", "seconds", "first_response"),
+    ("first_response_median", "First response, median", "seconds", "first_response"),
+    ("first_response_p90", "First response, p90", "seconds", "first_response"),
+    ("session_avg", "Session length, average", "seconds", "session"),
+    ("session_median", "Session length, median", "seconds", "session"),
+    ("session_p90", "Session length, p90", "seconds", "session"),
+    ("handle_avg", "Handle time, average", "seconds", "handle"),
+    ("handle_median", "Handle time, median", "seconds", "handle"),
+    ("handle_p90", "Handle time, p90", "seconds", "handle"),
+    ("surveys", "Surveys answered", "count", "surveys"),
+    ("survey_response_rate", "Survey response rate", "percent", "surveys"),
+    ("average_rating", "Average rating", "number", "surveys"),
+    ("csat", "CSAT (4 and 5)", "percent", "surveys"),
+    ("transfers", "Transfers", "count", "transfers"),
+    ("tickets", "Tickets created", "count", "tickets"),
+    ("canned_uses", "Canned responses used", "count", "canned"),
     ("invitations_sent", "Proactive invitations sent", "count", None),
     ("invitations_accepted", "Invitations accepted", "count", None),
     ("invitations_declined", "Invitations declined", "count", None),
-    ("invitation_chats", "Chats from invitations", "count", None),
-    ("qa_average", "QA score (from coaching)", "number", None),
+    ("invitation_chats", "Chats from invitations", "count", "proactive"),
+    ("qa_reviews", "QA reviews scored (coaching)", "count", "qa"),
+    ("qa_average", "QA score, average of 100 (coaching)", "number", "qa"),
 ]
+HEADLINE_LABELS = {key: label for key, label, _, _ in HEADLINES}
+
+CSV_TABLES = ("summary", "daily", "hourly", "agents")
 
 
-def _fmt(value: Any, kind: str) -> str:
+def fmt(value: Any, kind: str) -> str:
     if value is None:
         return "–"
     if kind == "seconds":
@@ -62,82 +72,95 @@ def _fmt(value: Any, kind: str) -> str:
     return str(value)
 
 
-def _drill_url(
-    *, start: dt.date, end: dt.date, department: Any, agent: Any, status: str | None
-) -> str:
-    lo, hi = services.local_day_bounds(start=start, end=end, tz=ReportingSettings.load().tzinfo)
-    params: dict[str, Any] = {
-        "created_at__gte": lo.isoformat(),
-        "created_at__lt": hi.isoformat(),
-        "is_training__exact": "0",
-    }
-    if department is not None:
-        params["department__id__exact"] = department.pk
-    if agent is not None:
-        params["agent__id__exact"] = agent.pk
-    if status:
-        params["status__exact"] = status
-    return reverse("admin:chat_conversation_changelist") + "?" + urlencode(params)
+def _csv_rows(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
+    class Line:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(Line())
+    for row in rows:
+        yield writer.writerow(["" if v is None else v for v in row])
 
 
-def _csv(name: str, rows: list[dict[str, Any]]) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
+def _csv(name: str, rows: list[dict[str, Any]], *, header: list[str] | None = None) -> HttpResponse:
+    header = header or (list(rows[0].keys()) if rows else [])
+    lines = [header] + [[row.get(k) for k in header] for row in rows]
+    response = HttpResponse("".join(_csv_rows(lines)), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="coachline-{name}.csv"'
-    writer = csv.writer(response)
-    if rows:
-        writer.writerow(rows[0].keys())
-        for row in rows:
-            writer.writerow(["" if v is None else v for v in row.values()])
     return response
 
 
-CSV_TABLES = ("summary", "daily", "hourly", "agents")
-
-
-def dashboard(request: HttpRequest) -> HttpResponse:
+def _may_see_dashboard(request: HttpRequest) -> None:
     # Department figures are for supervisors (their departments) and administrators; an agent's
     # own figures are on its own page (my_stats).
     if not (roles.is_supervisor(request.user) or roles.is_administrator(request.user)):
         raise PermissionDenied
-    with selectors.without_jit():
-        return _dashboard(request)
 
 
-def _dashboard(request: HttpRequest) -> HttpResponse:
-    """Admin view: headline figures vs the previous range, charts, per-agent table, CSV export."""
-    form = DashboardFilterForm(request.GET or None, user=request.user)
-    if request.GET and not form.is_valid():
-        return render(
-            request,
-            "reporting/dashboard.html",
-            {**admin.site.each_context(request), "title": "Reporting", "form": form},
-            status=400,
-        )
-    if not request.GET:
-        form = DashboardFilterForm({}, user=request.user)
-        form.is_valid()
-    data = form.cleaned_data
-    start, end, department, agent = data["start"], data["end"], data["department"], data["agent"]
-    scope: dict[str, Any] = {
-        "user": request.user,
-        "department_ids": [department.pk] if department else None,
-        "agent_id": agent.pk if agent else None,
-    }
-    current = selectors.summary(start=start, end=end, **scope)
-    prev_start, prev_end = form.previous_range()
-    previous = selectors.summary(start=prev_start, end=prev_end, **scope)
-    daily = selectors.daily_series(start=start, end=end, **scope)
-    hourly = selectors.hourly_volume(
-        user=request.user, start=start, end=end, department_ids=scope["department_ids"]
+def _filters(request: HttpRequest) -> tuple[DashboardFilterForm, bool]:
+    form = DashboardFilterForm(request.GET, user=request.user)
+    return form, form.is_valid()
+
+
+def _bad_filters(request: HttpRequest, form: DashboardFilterForm) -> HttpResponse:
+    return render(
+        request,
+        "reporting/dashboard.html",
+        {**admin.site.each_context(request), "title": "Reporting", "form": form},
+        status=400,
     )
-    agents = selectors.agent_table(start=start, end=end, **scope)
+
+
+def _scope(request: HttpRequest, data: dict[str, Any]) -> selectors.Scope:
+    department, agent = data["department"], data["agent"]
+    return selectors.resolve_scope(
+        user=request.user,
+        department_ids=[department.pk] if department else None,
+        agent_id=agent.pk if agent else None,
+    )
+
+
+def _filter_query(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    query: dict[str, Any] = {"start": data["start"].isoformat(), "end": data["end"].isoformat()}
+    if data["department"]:
+        query["department"] = data["department"].slug
+    if data["agent"]:
+        query["agent"] = data["agent"].pk
+    query.update({k: v for k, v in extra.items() if v is not None})
+    return query
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Admin view: headline figures vs the previous range, charts, per-agent table, CSV export."""
+    _may_see_dashboard(request)
+    form, valid = _filters(request)
+    if not valid:
+        return _bad_filters(request, form)
+    data = form.cleaned_data
+    start, end = data["start"], data["end"]
+    prev_start, prev_end = form.previous_range()
+    scope = _scope(request, data)
+    figures = selectors.dashboard(
+        scope=scope, start=start, end=end, previous=(prev_start, prev_end)
+    )
+    current, previous = figures["current"], figures["previous"]
+    daily, hourly, agents = figures["daily"], figures["hourly"], figures["agents"]
 
     table = request.GET.get("csv")
     if table:
         if table == "summary":
             return _csv(
                 "summary",
-                [{"figure": k, "current": current[k], "previous": previous[k]} for k in current],
+                [
+                    {
+                        "figure": k,
+                        "label": HEADLINE_LABELS.get(k, k),
+                        "current": current[k],
+                        "previous": previous[k],
+                    }
+                    for k in current
+                ],
+                header=["figure", "label", "current", "previous"],
             )
         if table == "daily":
             return _csv("daily", daily)
@@ -145,24 +168,30 @@ def _dashboard(request: HttpRequest) -> HttpResponse:
             return _csv("hourly", [{"hour": h, "chats": n} for h, n in enumerate(hourly)])
         if table == "agents":
             return _csv("agents", agents)
-        return HttpResponse(f"Unknown table; choose one of {', '.join(CSV_TABLES)}.", status=400)
+        return HttpResponse(
+            f"Unknown table; choose one of {', '.join(CSV_TABLES)}.",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+
+    drill_base = reverse("admin:reporting_drilldown")
+
+    def drill(figure: str | None, **extra: Any) -> str | None:
+        if figure is None:
+            return None
+        return drill_base + "?" + urlencode(_filter_query(data, figure=figure, **extra))
 
     headlines = [
         {
             "key": key,
             "label": label,
-            "current": _fmt(current[key], kind),
-            "previous": _fmt(previous[key], kind),
-            "drill": _drill_url(
-                start=start, end=end, department=department, agent=agent, status=status
-            )
-            if kind == "count" and key in ("chats", "missed", "abandoned")
-            else None,
+            "current": fmt(current[key], kind),
+            "previous": fmt(previous[key], kind),
+            "drill": drill(figure),
         }
-        for key, label, kind, status in HEADLINES
+        for key, label, kind, figure in HEADLINES
     ]
-    query = request.GET.copy()
-    query.pop("csv", None)
+    query = _filter_query(data)
     context = {
         **admin.site.each_context(request),
         "title": "Reporting",
@@ -175,25 +204,114 @@ def _dashboard(request: HttpRequest) -> HttpResponse:
         "agents": [
             {
                 **row,
-                "handle": _fmt(row["handle_avg"], "seconds"),
-                "csat_text": _fmt(row["csat"], "percent"),
-                "occ": [_fmt(row[f"occupancy_{k}"], "percent") for k in ("0", "1", "2", "3plus")],
-                "drill": _drill_url(
-                    start=start,
-                    end=end,
-                    department=department,
-                    agent=AgentProfile(pk=row["agent_id"]),
-                    status=None,
-                ),
+                "handle": fmt(row["handle_avg"], "seconds"),
+                "csat_text": fmt(row["csat"], "percent"),
+                "qa_text": fmt(row["qa_average"], "number"),
+                "online": fmt(row["online_seconds"] / 3600, "number") + " h",
+                "occ": [fmt(row[f"occupancy_{k}"], "percent") for k in ("0", "1", "2", "3plus")],
+                "drill": drill("chats", agent=row["agent_id"]),
+                "drill_surveys": drill("surveys", agent=row["agent_id"]),
+                "drill_qa": drill("qa", agent=row["agent_id"]),
             }
             for row in agents
         ],
+        "daily": daily,
         "departments": form.departments,
         "agent_choices": form.agents.order_by("display_name"),
-        "chart_data": {"daily": daily, "hourly": hourly},
-        "csv_links": [(t, "?" + urlencode({**query.dict(), "csv": t})) for t in CSV_TABLES],
+        "chart_data": {
+            "daily": daily,
+            "hourly": hourly,
+            # The daily chart's points open the drill-down of their day.
+            "drill": drill_base + "?" + urlencode({**query, "figure": "chats"}),
+        },
+        "csv_links": [(t, "?" + urlencode({**query, "csv": t})) for t in CSV_TABLES],
     }
     return render(request, "reporting/dashboard.html", context)
+
+
+def drilldown(request: HttpRequest) -> HttpResponse:
+    """The conversations behind a dashboard figure, each linked to its transcript (the admin's
+    conversation page, where opening it is audited). `?csv=1` exports the whole list."""
+    _may_see_dashboard(request)
+    form, valid = _filters(request)
+    figure = request.GET.get("figure") or "chats"
+    if figure not in selectors.DRILL_FIGURES:
+        form.add_error(
+            None,
+            f"Unknown figure “{figure}”; choose one of {', '.join(selectors.DRILL_FIGURES)}.",
+        )
+        valid = False
+    if not valid:
+        return _bad_filters(request, form)
+    data = form.cleaned_data
+    scope = _scope(request, data)
+    tz = form.settings.tzinfo
+    facts = selectors.drilldown(scope=scope, start=data["start"], end=data["end"], figure=figure)
+    if request.GET.get("csv"):
+        return _drill_csv(facts, tz=tz, figure=figure)
+    page = Paginator(facts, 100).get_page(request.GET.get("page"))
+    rows = [_drill_row(fact, tz=tz) for fact in page.object_list]
+    query = _filter_query(data, figure=figure)
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Reporting: {selectors.DRILL_FIGURES[figure]}",
+        "figure_label": selectors.DRILL_FIGURES[figure],
+        "form": form,
+        "start": data["start"],
+        "end": data["end"],
+        "rows": rows,
+        "page": page,
+        "query": urlencode(query),
+        "csv_link": "?" + urlencode({**query, "csv": 1}),
+        "dashboard_link": reverse("admin:reporting_dashboard") + "?" + urlencode(_filter_query(data)),
+    }
+    return render(request, "reporting/drilldown.html", context)
+
+
+DRILL_COLUMNS = [
+    "conversation", "created", "day", "department", "agent", "status", "wait_s",
+    "first_response_s", "session_s", "handle_s", "rating", "transfers", "tickets",
+    "canned_uses", "proactive", "qa_reviews", "qa_average",
+]  # fmt: skip
+
+
+def _secs(value: dt.timedelta | None) -> float | None:
+    return None if value is None else round(value.total_seconds(), 3)
+
+
+def _drill_row(fact: ConversationFact, *, tz: zoneinfo.ZoneInfo) -> dict[str, Any]:
+    return {
+        "conversation": fact.conversation_id,
+        "created": fact.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+        "day": fact.day.isoformat(),
+        "department": fact.department_name,
+        "agent": fact.agent_name or "",
+        "status": fact.status,
+        "wait_s": _secs(fact.wait),
+        "first_response_s": _secs(fact.first_response),
+        "session_s": _secs(fact.session),
+        "handle_s": _secs(fact.handle),
+        "rating": fact.rating,
+        "transfers": fact.transfers,
+        "tickets": fact.tickets,
+        "canned_uses": fact.canned_uses,
+        "proactive": fact.proactive,
+        "qa_reviews": fact.qa_count,
+        "qa_average": round(fact.qa_score_sum / fact.qa_count, 2) if fact.qa_count else None,
+        "transcript": reverse("admin:chat_conversation_change", args=[fact.conversation_id]),
+    }
+
+
+def _drill_csv(facts: Any, *, tz: zoneinfo.ZoneInfo, figure: str) -> StreamingHttpResponse:
+    def rows() -> Iterator[list[Any]]:
+        yield DRILL_COLUMNS
+        for fact in facts.iterator(chunk_size=2000):
+            row = _drill_row(fact, tz=tz)
+            yield [row[c] for c in DRILL_COLUMNS]
+
+    response = StreamingHttpResponse(_csv_rows(rows()), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="coachline-{figure}-chats.csv"'
+    return response
 
 
 @login_required
@@ -205,25 +323,78 @@ def my_stats(request: HttpRequest) -> HttpResponse:
     tz = ReportingSettings.load().tzinfo
     end = dt.datetime.now(tz).date()
     start = end - dt.timedelta(days=27)
-    own = {"user": request.user, "start": start, "end": end, "agent_id": agent.pk}
+    scope = selectors.resolve_scope(user=request.user, department_ids=None, agent_id=agent.pk)
+    own = {"scope": scope, "start": start, "end": end}
     figures = selectors.summary(**own)
     row = next(iter(selectors.agent_table(**own)), None)
-    rows = [
-        (label, _fmt(figures[key], kind))
-        for key, label, kind, _ in HEADLINES
-        if key
-        in (
-            "chats",
-            "first_response_avg",
-            "session_avg",
-            "handle_avg",
-            "csat",
-            "average_rating",
-            "transfers",
+    daily = selectors.daily_series(**own)
+    shown = (
+        "chats",
+        "wait_avg",
+        "first_response_avg",
+        "first_response_median",
+        "session_avg",
+        "handle_avg",
+        "handle_median",
+        "surveys",
+        "average_rating",
+        "csat",
+        "transfers",
+        "tickets",
+        "canned_uses",
+        "qa_reviews",
+        "qa_average",
+    )
+    rows = [(label, fmt(figures[key], kind)) for key, label, kind, _ in HEADLINES if key in shown]
+    if request.GET.get("csv"):
+        return _csv(
+            "my-figures",
+            [{"figure": key, "label": HEADLINE_LABELS[key], "value": figures[key]} for key in shown]
+            + [
+                {"figure": k, "label": k, "value": row[k]}
+                for k in (
+                    "online_seconds",
+                    "occupancy_0",
+                    "occupancy_1",
+                    "occupancy_2",
+                    "occupancy_3plus",
+                )
+                if row
+            ],
+            header=["figure", "label", "value"],
         )
-    ]
+    occupancy = None
+    if row:
+        occupancy = {
+            "online": fmt(row["online_seconds"] / 3600, "number") + " h",
+            "shares": [
+                (label, fmt(row[f"occupancy_{k}"], "percent"))
+                for label, k in (
+                    ("No chat", "0"),
+                    ("One chat", "1"),
+                    ("Two chats", "2"),
+                    ("Three or more", "3plus"),
+                )
+            ],
+        }
     return render(
         request,
         "reporting/my_stats.html",
-        {"agent": agent, "start": start, "end": end, "rows": rows, "occupancy": row},
+        {
+            "agent": agent,
+            "start": start,
+            "end": end,
+            "rows": rows,
+            "occupancy": occupancy,
+            "daily": [
+                {
+                    "day": d["day"],
+                    "chats": d["chats"],
+                    "handle": fmt(d["handle_avg"], "seconds"),
+                    "csat": fmt(d["csat"], "percent"),
+                }
+                for d in daily
+                if d["chats"]
+            ],
+        },
     )

@@ -25,6 +25,8 @@ def pytest_collection_modifyitems(config, items):
 def _no_inprocess_sweeper(settings):
     # Tests call services.sweep() themselves with explicit times.
     settings.CHAT_INPROCESS_SWEEPER = False
+    # Likewise the reporting scheduler thread (tests call reporting.scheduler.tick()).
+    settings.REPORTING_INPROCESS_SCHEDULER = False
 
 
 @pytest.fixture

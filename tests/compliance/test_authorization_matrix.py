@@ -82,6 +82,9 @@ PAGES: dict[str, dict[str, Any]] = {
     "/admin/reporting/reportingsettings/dashboard/": {
         **staff({SUPERVISOR, ADMIN}), ANON: "/admin/login/",
     },
+    "/admin/reporting/reportingsettings/dashboard/conversations/": {
+        **staff({SUPERVISOR, ADMIN}), ANON: "/admin/login/",
+    },
 }
 
 # URL patterns the rows above cover (admin's own are covered by ADMIN_CHANGELISTS).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from chat.models import (
     AgentProfile,
@@ -20,6 +21,7 @@ from chat.models import (
     SurveyResponse,
     Ticket,
 )
+from coaching.models import Review
 from reporting.models import ReportingSettings
 from tests.factories import AgentFactory, DepartmentFactory, UserFactory, VisitorFactory
 
@@ -287,4 +289,25 @@ def build() -> Scenario:
     PresenceInterval.objects.create(
         agent=bob, status="online", started_at=at(9, "22:00:00"), ended_at=at(10, "10:00:00")
     )
+
+    # QA (coaching's scored reviews, made on the 11th), on the day of the reviewed chat: C1 80
+    # (Alice), C2 60 and 76 (two reviews of Bob's chat), C8 90 (Alice; 23:50 local, day D), C9
+    # not scored yet (not counted), C5 training (excluded). Day D: 4 reviews, average
+    # (80 + 60 + 76 + 90) / 4 = 76.5; Alice 85, Bob 68.
+    reviewer = UserFactory(username="qa-reviewer")
+    for key, agent, score in (
+        ("c1", alice, "80.00"),
+        ("c2", bob, "60.00"),
+        ("c2", bob, "76.00"),
+        ("c9", alice, None),
+        ("c5", alice, "10.00"),
+        ("c8", alice, "90.00"),
+    ):
+        Review.objects.create(
+            conversation=c[key],
+            reviewer=reviewer,
+            agent=agent,
+            score=None if score is None else Decimal(score),
+            created_at=at(11, "10:00:00"),
+        )
     return Scenario(support=support, billing=billing, alice=alice, bob=bob, conversations=c)

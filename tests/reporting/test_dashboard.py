@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from reporting import services
+from reporting.models import ConversationFact
 from tests.auth import staff_client
 from tests.factories import UserFactory, give_role
 from tests.reporting import scenario
@@ -47,17 +48,51 @@ def test_dashboard_shows_figures_charts_data_and_agents(built, boss):
     assert [a["agent"] for a in response.context["agents"]] == ["Alice Agent", "Bob Agent"]
 
 
+def _listed(client, url) -> set[int]:
+    response = client.get(url)
+    assert response.status_code == 200, response.content[:500]
+    return {row["conversation"] for row in response.context["rows"]}
+
+
 def test_drill_down_lists_the_conversations_behind_a_figure(built, boss):
     client = staff_client(boss)
     response = client.get(URL, {"start": "2026-03-10", "end": "2026-03-10"})
     drill = {h["key"]: h["drill"] for h in response.context["headlines"]}
-    listing = client.get(drill["chats"])
-    assert listing.status_code == 200
-    ids = {c.pk for c in listing.context["cl"].result_list}
     c = built.conversations
-    assert ids == {c[k].pk for k in ("c1", "c2", "c3", "c4", "c6", "c8", "c9")}
-    missed = client.get(drill["missed"])
-    assert {x.pk for x in missed.context["cl"].result_list} == {c["c3"].pk}
+    ids = lambda *keys: {c[k].pk for k in keys}
+    assert _listed(client, drill["chats"]) == ids("c1", "c2", "c3", "c4", "c6", "c8", "c9")
+    assert _listed(client, drill["missed"]) == ids("c3")
+    assert _listed(client, drill["abandoned"]) == ids("c4")
+    assert _listed(client, drill["transfers"]) == ids("c2")
+    assert _listed(client, drill["csat"]) == ids("c1", "c2", "c6")
+    assert _listed(client, drill["tickets"]) == {
+        f.conversation_id for f in ConversationFact.objects.filter(day=DAY, tickets__gt=0)
+    }
+    assert _listed(client, drill["invitation_chats"]) == ids("c6")
+    assert _listed(client, drill["qa_average"]) == ids("c1", "c2", "c8")
+    assert drill["invitations_sent"] is None  # invitations without a chat have no transcript
+    # Each row opens the transcript: the admin's conversation page (where the look is audited).
+    listing = client.get(drill["missed"])
+    transcript = listing.context["rows"][0]["transcript"]
+    assert transcript == reverse("admin:chat_conversation_change", args=[c["c3"].pk])
+    assert transcript in listing.content.decode()
+    assert client.get(transcript).status_code == 200
+    # A row of the agent table drills down to that agent's chats.
+    bob = next(a for a in response.context["agents"] if a["agent"] == "Bob Agent")
+    assert _listed(client, bob["drill"]) == ids("c2", "c6")
+    # The whole list as CSV.
+    exported = client.get(drill["chats"] + "&csv=1")
+    rows = list(csv.DictReader(io.StringIO(b"".join(exported.streaming_content).decode())))
+    assert {int(r["conversation"]) for r in rows} == ids("c1", "c2", "c3", "c4", "c6", "c8", "c9")
+    assert {r["conversation"]: r["wait_s"] for r in rows}[str(c["c9"].pk)] == "210.0"
+
+
+def test_drill_down_refuses_an_unknown_figure(built, boss):
+    response = staff_client(boss).get(
+        URL + "conversations/", {"start": "2026-03-10", "end": "2026-03-10", "figure": "nope"}
+    )
+    assert response.status_code == 400
+    assert "Unknown figure “nope”" in response.content.decode()
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,8 @@ def test_headline_figures_of_the_day(built, boss):
         "invitations_accepted": 1,
         "invitations_declined": 1,
         "invitation_chats": 1,
-        "qa_average": None,
+        "qa_reviews": 4,  # C1, C2 twice, C8 (C9 unscored, C5 training)
+        "qa_average": 76.5,  # (80 + 60 + 76 + 90) / 4
     }
 
 
@@ -126,6 +127,8 @@ def test_agent_table(built, boss):
     assert table["Bob Agent"]["chats"] == 2
     assert table["Bob Agent"]["csat"] == 0.5  # C2 rated 3, C6 rated 4
     assert table["Bob Agent"]["occupancy_1"] == 1480 / 39600
+    assert (table["Alice Agent"]["qa_reviews"], table["Alice Agent"]["qa_average"]) == (2, 85.0)
+    assert (table["Bob Agent"]["qa_reviews"], table["Bob Agent"]["qa_average"]) == (2, 68.0)
 
 
 def _snapshot():

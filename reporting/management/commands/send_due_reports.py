@@ -1,4 +1,9 @@
-"""Embedded default: send the metric e-mails that are due. Run every minute from cron/systemd."""
+"""Send the metric e-mails that are due now (and due retries), once.
+
+The embedded default's server does this every 30 seconds by itself (reporting/scheduler.py);
+this command is for running it by hand, or from cron when the server runs with
+REPORTING_INPROCESS_SCHEDULER=false.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,8 @@ from reporting import schedules
 
 
 class Command(BaseCommand):
-    help = "Send scheduled metric e-mails whose schedule came due since their last run."
+    help = "Send scheduled metric e-mails whose schedule (or retry) came due."
 
     def handle(self, *args, **options):
-        sent = failed = 0
-        for report_id in schedules.due_reports(now=timezone.now()):
-            try:
-                schedules.send_report(report_id=report_id)
-                sent += 1
-            except Exception as exc:  # noqa: BLE001  (logged on the report; carry on with the others)
-                self.stderr.write(f"report {report_id} failed: {exc}")
-                failed += 1
-        self.stdout.write(f"{sent} sent, {failed} failed.")
+        done = schedules.send_due(now=timezone.now())
+        self.stdout.write(f"{done['sent']} sent, {done['failed']} failed.")

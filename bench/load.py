@@ -43,6 +43,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -62,7 +63,7 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import serverprocs  # noqa: E402
+from tests import serverprocs
 
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 TEMPLATE_DB = "coachline_load_bench"
@@ -620,13 +621,16 @@ def target_env(name: str, data_dir: Path, redis_url: str, database: str, secret:
 
 
 async def run_target(name: str, args: argparse.Namespace, redis_url: str, idle_sockets: int) -> dict:
-    relay = name.startswith("relay")
-    processes = int(name[-1]) if name[-1].isdigit() else 1
-    database = f"{TEMPLATE_DB}_{name}_{os.getpid()}"
+    # A variant sets server environment after "@": real1@CHAT_MESSAGE_DB_THREADS=0 (A+B=1+C=2).
+    base, _, variant = name.partition("@")
+    relay = base.startswith("relay")
+    processes = int(base[-1]) if base[-1].isdigit() else 1
+    database = f"{TEMPLATE_DB}_{re.sub(r'[^a-z0-9]+', '_', name.lower())}_{os.getpid()}"
     secret = "bench-" + uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="coachline-bench-") as tmp:
         workdir = Path(tmp)
-        env = target_env(name, workdir / "data", redis_url, database, secret)
+        env = target_env(base, workdir / "data", redis_url, database, secret)
+        env.update(kv.split("=", 1) for kv in variant.split("+") if kv)
         servers: list[serverprocs.DaphneServer] = []
         created_db = False
         try:
@@ -636,7 +640,7 @@ async def run_target(name: str, args: argparse.Namespace, redis_url: str, idle_s
                     psql(f"CREATE DATABASE {database} TEMPLATE {TEMPLATE_DB}")
                     created_db = True
                 out = workdir / "cookies.json"
-                subprocess.run([sys.executable, __file__, "--setup", str(args.agents), "--out", str(out)],
+                subprocess.run([sys.executable, __file__, "--setup", str(args.agents), "--out", str(out)],  # noqa: ASYNC221 - before any socket is open
                                env=env, check=True, cwd=ROOT)
                 cookies = json.loads(out.read_text())
             application = "bench.relay_asgi:application" if relay else serverprocs.ASGI_APPLICATION
@@ -682,30 +686,36 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
+def cpu_ms_per_message(result: dict) -> float:
+    """Server CPU per delivered message over every passing step: less sensitive to other load on
+    the machine than rates and latencies (it does not count time spent waiting for a core)."""
+    steps = [s for s in result["steps"] if s.ok]
+    delivered = sum(s.delivered for s in steps)
+    return 1000 * sum(s.cpu_seconds for s in steps) / delivered if delivered else float("nan")
+
+
 def baseline_of(name: str) -> str:
-    return "relay2" if name.endswith("2") else "relay1"
+    return "relay2" if name.partition("@")[0].endswith("2") else "relay1"
 
 
 def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) -> str:
     names = list(runs[0])
-    command = "bench/load.py --quick" if args.quick else (
-        f"bench/load.py --runs {args.runs} --pairs {args.pairs} --seconds {args.seconds:g} "
-        f"--idle-sockets {args.idle_sockets} --idle-seconds {args.idle_seconds:g}")
+    command = " ".join(["bench/load.py", *sys.argv[1:]])
     loads = [r["load"] for run in runs for r in run.values()]
     lines = [
-        f"Run {meta['date']} on {meta['cores']} cores ({meta['cpu']}), Python {meta['python']}, generator on "
+        (f"Run {meta['date']} on {meta['cores']} cores ({meta['cpu']}), Python {meta['python']}, generator on "
         f"the same machine; load average {meta['load_start']:.1f} at the start, {min(loads):.1f}–{max(loads):.1f} "
         f"after each target. Command: `.venv/bin/python {command}` ({len(runs)} run{'s' if len(runs) > 1 else ''}, "
         f"{args.pairs} pairs, {args.seconds:g} s steps). Figures are the median (min–max) over the runs; "
-        "ratios are taken within each run, then the median.",
+        "ratios are taken within each run, then the median."),
         "",
-        f"**Highest total rate (messages/s, half each way) at which p99 < {P99_LIMIT_MS:.0f} ms with nothing lost, "
+        (f"**Highest total rate (messages/s, half each way) at which p99 < {P99_LIMIT_MS:.0f} ms with nothing lost, "
         "duplicated, out of order or refused.** Every project message is persisted (committed) before it is "
-        "broadcast; the relay persists nothing. Latencies and counts are those of the best step of the median run.",
+        "broadcast; the relay persists nothing. Latencies and counts are those of the best step of the median run."),
         "",
-        "| target | processes | best rate | × baseline (same run) | latency p50 / p95 / p99 / max (ms) "
-        "| delivered/s | lost / dup / out of order | server CPU (% of one core) |",
-        "|---|---|---|---|---|---|---|---|",
+        ("| target | processes | best rate | × baseline (same run) | latency p50 / p95 / p99 / max (ms) "
+        "| delivered/s | lost / dup / out of order | server CPU (% of one core) | server CPU per message |"),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     ratios: dict[str, list[float]] = {}
     for name in names:
@@ -722,12 +732,13 @@ def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) ->
         s = median_run[name]["best"]
         processes = median_run[name]["processes"]
         if s is None:
-            lines.append(f"| {name} | {processes} | none passed | {ratio_text} | – | – | – | – |")
+            lines.append(f"| {name} | {processes} | none passed | {ratio_text} | – | – | – | – | – |")
             continue
         lines.append(
             f"| {name} | {processes} | {spread(rates)} | {ratio_text} | {s.pct(.5):.1f} / {s.pct(.95):.1f} / "
             f"{s.pct(.99):.1f} / {max(s.latencies_ms):.1f} | {s.delivered / s.send_seconds:.0f} | "
-            f"{s.lost} / {s.duplicates} / {s.out_of_order} | {100 * s.cpu_seconds / s.wall_seconds:.0f}% |"
+            f"{s.lost} / {s.duplicates} / {s.out_of_order} | {100 * s.cpu_seconds / s.wall_seconds:.0f}% | "
+            f"{spread([cpu_ms_per_message(run[name]) for run in runs], '{:.2f}')} ms |"
         )
     scale = {}
     for a, b in (("real2", "real1"), ("relay2", "relay1")):
@@ -738,9 +749,9 @@ def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) ->
             f"{a} / {a[:-1]}1 = {spread(v, '{:.2f}')}×" for a, v in scale.items()) + "."]
     idle = [(name, runs[0][name]["idle"]) for name in names if runs[0][name]["idle"]]
     if idle:
-        lines += ["", f"**Idle sockets held {args.idle_seconds:g} s**, each visitor socket sending `ping` every 20 s "
+        lines += ["", (f"**Idle sockets held {args.idle_seconds:g} s**, each visitor socket sending `ping` every 20 s "
                   "(the project's sockets also sent `hello` and got `welcome`, so each is a visitor row and a group "
-                  "member); memory is the growth of the server processes' RSS divided by the sockets opened (first run).",
+                  "member); memory is the growth of the server processes' RSS divided by the sockets opened (first run)."),
                   "", "| target | requested | opened (time) | alive after hold | memory per socket | heartbeat p99 | server CPU |",
                   "|---|---|---|---|---|---|---|"]
         for name, i in idle:
@@ -875,15 +886,33 @@ def main() -> None:
                 idle = args.idle_sockets if n == 0 and name in args.idle_targets.split(",") else 0
                 run[name] = asyncio.run(run_target(name, args, redis_url, idle))
             runs.append(run)
+            # Written after every complete run, so an interrupted long run still leaves its figures.
+            publish(runs, args, meta, final=n == args.runs - 1)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process started here is stopped, scratch databases dropped", flush=True)
+        sys.exit(130)
     finally:
         if redis is not None:
             redis.stop()
         drop_leftover_databases()
+
+
+def publish(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict, *, final: bool) -> None:
+    dump = serverprocs.artifact_path("load-results", ".json")
+    dump.write_text(json.dumps({"meta": meta, "args": {k: str(v) for k, v in vars(args).items()}, "runs": [
+        {name: {**{k: v for k, v in r.items() if k not in ("steps", "best")},
+                "best": r["best"].rate if r["best"] else None,
+                "steps": [{**{k: v for k, v in vars(s).items() if k != "latencies_ms"}, "p50": s.pct(.5),
+                           "p95": s.pct(.95), "p99": s.pct(.99), "max": max(s.latencies_ms, default=None),
+                           "delivered": s.delivered, "ok": s.ok} for s in r["steps"]]}
+         for name, r in run.items()} for run in runs]}, indent=1, default=str))
     text = report(runs, args, meta)
-    print("\n" + text)
+    if final:
+        print("\n" + text)
+    print(f"\nraw results: {dump}", flush=True)
     if not args.no_write:
         write_docs(text)
-        print("\nwritten to docs/benchmarks.md")
+        print("written to docs/benchmarks.md", flush=True)
 
 
 if __name__ == "__main__":

@@ -512,6 +512,7 @@ async def hold_idle_sockets(servers: list[serverprocs.DaphneServer], count: int,
     async def one(i: int) -> None:
         server = servers[i % len(servers)]
         path = f"/ws/relay/{10**6 + i}/a/" if relay else "/ws/visitor/"
+        ws = None
         try:
             ws = await connect(server.ws_url(path), origin=server.base_url, open_timeout=60,
                                ping_interval=None, max_queue=4)
@@ -520,6 +521,9 @@ async def hold_idle_sockets(servers: list[serverprocs.DaphneServer], count: int,
                 await asyncio.wait_for(ws.recv(), 60)
         except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
             failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            if ws is not None:  # opened but no welcome in time: not counted, so not kept open
+                with contextlib.suppress(Exception):
+                    await ws.close()
             return
         sockets.append(ws)
 
@@ -885,6 +889,8 @@ def main() -> None:
                 print(f"run {n + 1}/{args.runs}, {name}:", flush=True)
                 idle = args.idle_sockets if n == 0 and name in args.idle_targets.split(",") else 0
                 run[name] = asyncio.run(run_target(name, args, redis_url, idle))
+                if n == 0 and name != names[-1]:
+                    publish([run], args, meta, final=False)  # a long first run shows as it goes
             runs.append(run)
             # Written after every complete run, so an interrupted long run still leaves its figures.
             publish(runs, args, meta, final=n == args.runs - 1)

@@ -482,7 +482,7 @@ async def rate_search(target: ChatTarget, args: argparse.Namespace, pids: list[i
         lo = args.start_rate / args.factor**3
         while lo < bad and not (await measure(lo)).ok:
             bad, lo = lo, lo / args.factor
-            if lo < 10:
+            if lo < 5:
                 return steps
         good = lo
     if good is not None and bad is not None:
@@ -614,6 +614,8 @@ def target_env(name: str, data_dir: Path, redis_url: str, database: str, secret:
         # a benchmark pair sends faster than a person types, so it must not refuse them.
         "CHAT_VISITOR_MESSAGES_PER_MINUTE": "1000000",
         "LOG_LEVEL": "WARNING",
+        # Agents' sessions are made at set-up; a long idle-socket hold must not expire them.
+        "STAFF_IDLE_TIMEOUT_SECONDS": "86400",
     }
     if name.startswith("embedded"):
         return serverprocs.child_env(common, unset=("DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER_BACKEND"))
@@ -731,7 +733,7 @@ def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) ->
                 (run[name]["best"].rate if run[name]["best"] else 0.0) / run[base]["best"].rate
                 for run in runs if run[base]["best"]
             ]
-            ratio_text = f"{spread(ratios[name], '{:.2f}')}× {base}"
+            ratio_text = f"{spread(ratios[name], '{:.2f}')}× {base}" if ratios[name] else "–"
         median_run = sorted(runs, key=lambda run: run[name]["best"].rate if run[name]["best"] else 0)[len(runs) // 2]
         s = median_run[name]["best"]
         processes = median_run[name]["processes"]
@@ -750,7 +752,8 @@ def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) ->
             scale[a] = [run[a]["best"].rate / run[b]["best"].rate for run in runs if run[a]["best"] and run[b]["best"]]
     if scale:
         lines += ["", "Two processes against one, same run: " + "; ".join(
-            f"{a} / {a[:-1]}1 = {spread(v, '{:.2f}')}×" for a, v in scale.items()) + "."]
+            f"{a} / {a[:-1]}1 = {spread(v, '{:.2f}')}×" if v else f"{a} / {a[:-1]}1: not both passed a rate"
+            for a, v in scale.items()) + "."]
     idle = [(name, runs[0][name]["idle"]) for name in names if runs[0][name]["idle"]]
     if idle:
         lines += ["", (f"**Idle sockets held {args.idle_seconds:g} s**, each visitor socket sending `ping` every 20 s "
@@ -797,10 +800,10 @@ def targets_met(runs, ratios, scale, idle, args) -> list[str]:
         rates = [run["real1"]["best"].rate if run["real1"]["best"] else 0 for run in runs]
         out.append(f">= 500 persisted messages/s at p99 < 100 ms, nothing lost: {verdict(statistics.median(rates) >= 500)} "
                    f"({spread(rates)})")
-    if "real1" in ratios:
+    if ratios.get("real1"):
         out.append(f">= 0.6× the bare relay of the same run: {verdict(statistics.median(ratios['real1']) >= 0.6)} "
                    f"({spread(ratios['real1'], '{:.2f}')}×)")
-    if "real2" in scale:
+    if scale.get("real2"):
         out.append(f"two processes >= 1.6× one: {verdict(statistics.median(scale['real2']) >= 1.6)} "
                    f"({spread(scale['real2'], '{:.2f}')}×)")
     return out

@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import assignment, canned, collab, events, frames, selectors, services, sweeper, visitor_panel
+from chat import assignment, canned, collab, events, frames, heartbeats, selectors, services, sweeper, visitor_panel
 from chat.dbpool import message_sync_to_async
 from chat.errors import ChatError, InvalidInput
 from chat.models import Message
@@ -253,7 +253,7 @@ class VisitorConsumer(JsonFrameConsumer):
 
     async def on_ping(self, data: dict[str, Any]) -> None:
         if self.visitor is not None:
-            await database_sync_to_async(services.touch_visitor)(visitor_id=self.visitor.pk)
+            heartbeats.visitor_seen(self.visitor.pk)  # written within a second, with others
         await self.send_frame({"type": "pong"})
 
     async def chat_frame(self, event: dict[str, Any]) -> None:

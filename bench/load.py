@@ -574,7 +574,7 @@ async def profile_step(target: ChatTarget, args: argparse.Namespace, pids: list[
     out = serverprocs.artifact_path(f"profile-{name}", ".txt")
     spy = await asyncio.create_subprocess_exec(
         py_spy, "record", "--pid", str(pids[0]), "--duration", str(int(args.seconds)), "--rate", "200",
-        "--format", "raw", "--output", str(out), "--threads", "--nonblocking",
+        "--format", "raw", "--output", str(out), "--threads", "--nonblocking", *(["--gil"] if args.profile_cpu else []),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     step = await run_step(target, args.profile_rate, args.seconds, pids)
     await spy.wait()
@@ -862,6 +862,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="instead of the search: one step at --profile-rate under py-spy; prints the profile")
     parser.add_argument("--profile-rate", type=float, default=100)
+    parser.add_argument("--profile-cpu", action="store_true",
+                        help="sample only the thread holding the GIL: where the CPU goes, not the waits")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

@@ -10,7 +10,7 @@ DAPHNE_FLAGS := --websocket-max-message-size 65536 --websocket-max-frame-size 65
 TLS_PORT ?= 8443
 TLS_FLAGS := $(if $(and $(TLS_CERT),$(TLS_KEY)),-e ssl:$(TLS_PORT):privateKey=$(TLS_KEY):certKey=$(TLS_CERT):interface=$(HOST))
 
-.PHONY: run test install lint serve worker beat clean fuzz
+.PHONY: run test install lint serve worker beat clean fuzz bench-load bench-load-quick
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ test: install
 # The long form of the protocol fuzzing (make test runs 2,000 frames).
 fuzz: install
 	COACHLINE_FUZZ_FRAMES=$${COACHLINE_FUZZ_FRAMES:-10000} $(VENV)/bin/pytest -q -s tests/chat/test_fuzz_frames.py
+
+# WebSocket load benchmark (docs/benchmarks.md): starts its own redis-server and daphne processes
+# and uses its own PostgreSQL databases (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432).
+bench-load: install
+	$(PY) bench/load.py $(BENCH_ARGS)
+
+bench-load-quick: install
+	$(PY) bench/load.py --quick $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

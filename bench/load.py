@@ -1,25 +1,37 @@
-"""WebSocket load benchmark: message latency, loss, throughput and memory per socket.
+"""WebSocket load benchmark: message latency, loss, throughput, memory per socket, CPU.
 
-    .venv/bin/python bench/load.py                 # the full table, written to docs/benchmarks.md
-    .venv/bin/python bench/load.py --quick         # a small smoke run (seconds), printed only
-    .venv/bin/python bench/load.py --targets real1,relay1 --rates 200,400 --pairs 100
+    .venv/bin/python bench/load.py            # the full run (about 15 minutes); writes docs/benchmarks.md
+    .venv/bin/python bench/load.py --quick    # a smoke run (about 2 minutes); prints, writes nothing
+    .venv/bin/python bench/load.py --targets relay1,real1 --runs 1 --idle-sockets 0   # a part of it
+    make bench-load / make bench-load-quick   # the same two
 
-A load generator in one asyncio process, with the `websockets` client library, speaking the
-protocol of docs/protocol.md: N visitor/agent pairs (each visitor starts a chat, an agent accepts
-it) exchange messages at a set total rate, alternating direction. For every message it measures
-the time from send to delivery on the other side, and counts lost, duplicated and out-of-order
-deliveries (there must be none). A rate sweep finds the highest rate at which p99 stays under
-100 ms with nothing lost. Then it holds many idle visitor sockets with heartbeats and reports the
-server processes' memory per open socket; CPU is read from /proc for every step.
+Self-contained: it starts its own redis-server on a free loopback port, its own daphne processes,
+and uses its own PostgreSQL databases (`coachline_load_bench`, migrated, as the template of one
+scratch copy per target, dropped afterwards); the machine's Redis and the project's databases are
+never touched. Everything it started is stopped at the end, on Ctrl-C, on SIGTERM and on failure.
+PostgreSQL is reached at BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432).
 
-Targets (each on fresh server processes started here; the machine's PostgreSQL and Redis are used
-but in a scratch database and a Redis db of their own):
-  embedded  the embedded default: SQLite, in-memory channel layer, one daphne process
-  real1     real mode: PostgreSQL + channels-redis, one daphne process
-  real2     real mode, two daphne processes behind no balancer: clients alternate between them
+The generator is one asyncio process using the `websockets` client library and speaking the
+protocol of docs/protocol.md: N visitor/agent pairs (each visitor sends hello and start, an agent
+accepts the offer) exchange messages at a set total rate, alternating direction. For every message
+it measures the time from send to delivery on the other side, and counts lost, duplicated and
+out-of-order deliveries and error frames (there must be none). A rate search (geometric ramp, then
+bisection) finds the highest rate at which p99 stays under 100 ms with nothing lost. Before that it
+holds many idle visitor sockets for a while, each sending the protocol's `ping` every 20 s, and
+reports the server processes' RSS growth per socket. CPU of the server processes is read from /proc.
+
+Targets, each on fresh server processes:
   relay1    the BASELINE: a bare Channels pair-relay consumer (bench/relay_asgi.py) on the same
-            daphne and Redis layer, no database; the project's figures are given as a ratio to it
-  relay2    the baseline on two processes
+            daphne, settings and Redis pub/sub layer, no database; the others are given as ratios
+  real1     real mode: PostgreSQL + channels-redis, one daphne process
+  relay2    the baseline on two daphne processes
+  real2     real mode on two daphne processes; the generator spreads sockets over them (each
+            pair's visitor and agent on different processes, so every message crosses Redis)
+  embedded  the embedded default: SQLite, in-memory channel layer, one daphne process
+
+File descriptors: each socket is a descriptor in the generator and in a server, so the generator
+raises its soft RLIMIT_NOFILE to the hard limit (and fails early if that is below what is asked);
+the daphne and redis processes it starts inherit it.
 """
 
 from __future__ import annotations
@@ -31,7 +43,11 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -47,19 +63,19 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import serverprocs  # noqa: E402
+from tests import serverprocs
 
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-BENCH_DB = "coachline_bench_load"
-REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+TEMPLATE_DB = "coachline_load_bench"
 P99_LIMIT_MS = 100.0
+DOC_BEGIN, DOC_END = "<!-- load:begin -->", "<!-- load:end -->"
 
 
 # --- set-up of a target (runs in a child process with the target's environment) ------------------
 
 
 def setup_main(agents: int, out: Path) -> None:
-    """Migrate the scratch database, create a department and agents, write their session cookies."""
+    """Migrate the database, create a department and agents, write their session cookies."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -67,9 +83,11 @@ def setup_main(agents: int, out: Path) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
-    from chat.models import AgentProfile, Department
+    if agents == 0:
+        return
     from django.contrib.auth import get_user_model
 
+    from chat.models import AgentProfile, Department
     from tests.auth import staff_session_cookie
 
     department, _ = Department.objects.get_or_create(
@@ -79,7 +97,7 @@ def setup_main(agents: int, out: Path) -> None:
     for i in range(agents):
         user, _ = get_user_model().objects.get_or_create(username=f"bench-agent-{i}")
         profile, _ = AgentProfile.objects.get_or_create(
-            user=user, defaults={"display_name": f"Bench Agent {i}", "max_chats": 1000}
+            user=user, defaults={"display_name": f"Bench Agent {i}", "max_chats": 10_000}
         )
         profile.departments.add(department)
         cookies.append(staff_session_cookie(user))
@@ -92,11 +110,14 @@ def setup_main(agents: int, out: Path) -> None:
 @dataclass(eq=False)
 class Step:
     rate: float
+    index: int = 0
     sent: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     duplicates: int = 0
     out_of_order: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    send_seconds: float = 0.0
     wall_seconds: float = 0.0
 
     @property
@@ -114,10 +135,29 @@ class Step:
         return data[min(len(data) - 1, int(q * len(data)))]
 
     @property
+    def achieved(self) -> float:
+        """Messages per second the generator really sent (it may fall behind the offered rate)."""
+        return self.sent / self.send_seconds if self.send_seconds else 0.0
+
+    @property
     def ok(self) -> bool:
-        return self.sent > 0 and self.lost == 0 and self.duplicates == 0 and self.out_of_order == 0 and (
-            self.pct(0.99) < P99_LIMIT_MS
+        return (
+            self.sent > 0 and self.lost == 0 and self.duplicates == 0 and self.out_of_order == 0
+            and not self.errors and self.pct(0.99) < P99_LIMIT_MS and self.achieved >= 0.95 * self.rate
         )
+
+    def line(self) -> str:
+        errors = ",".join(f"{k}:{v}" for k, v in self.errors.items()) or "none"
+        return (f"{self.rate:>6.0f}/s (sent {self.achieved:6.0f}/s): p50 {self.pct(.5):6.1f} p95 {self.pct(.95):6.1f} "
+                f"p99 {self.pct(.99):7.1f} ms, lost {self.lost} dup {self.duplicates} ooo {self.out_of_order}, "
+                f"errors {errors}, server cpu {100 * self.cpu_seconds / self.wall_seconds:4.0f}%"
+                f"{'  ok' if self.ok else '  FAIL'}")
+
+
+def count_error(step: Step | None, code: object) -> None:
+    if step is not None:
+        key = str(code)
+        step.errors[key] = step.errors.get(key, 0) + 1
 
 
 class Pair:
@@ -138,8 +178,8 @@ class Pair:
         if len(parts) != 4 or parts[0] != "m":
             return
         key = (parts[1], int(parts[2]), int(parts[3]))
-        if key[1] != step_index(step):
-            return
+        if key[1] != step.index:
+            return  # a late delivery from an earlier step: that step already counted it lost
         now = time.perf_counter()
         if key in self.seen:
             step.duplicates += 1
@@ -148,19 +188,11 @@ class Pair:
         if key[2] != self.last.get(key[:2], -1) + 1:
             step.out_of_order += 1
         self.last[key[:2]] = key[2]
-        step.latencies_ms.append((now - self.sent_at[key]) * 1000)
-
-
-_steps: list[Step] = []
-# Error frames the server sent, by code: a healthy run has none.
-ERRORS: dict[str, int] = {}
-
-
-def step_index(step: Step) -> int:
-    return _steps.index(step)
+        step.latencies_ms.append((now - self.sent_at.pop(key)) * 1000)
 
 
 def cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes and their waited-for children."""
     total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -177,6 +209,21 @@ def rss_kb(pids: list[int]) -> int:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total
+
+
+def machine() -> dict[str, str]:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"cores": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
+            "host": platform.node()}
+
+
+def loadavg() -> float:
+    return os.getloadavg()[0]
 
 
 # --- the two kinds of target ----------------------------------------------------------------------
@@ -235,7 +282,7 @@ class ChatTarget:
             if os.environ.get("BENCH_DEBUG"):
                 print("V", raw[:200])
             if kind == "error":
-                ERRORS[frame.get("code")] = ERRORS.get(frame.get("code"), 0) + 1
+                count_error(self.current, frame.get("code"))
             if kind == "conversation" and not started.done():
                 started.set_result(frame["conversation_id"])
             elif kind == "message" and frame.get("role") == "agent" and self.current is not None:
@@ -246,7 +293,7 @@ class ChatTarget:
             frame = orjson.loads(raw)
             kind = frame.get("type")
             if kind == "error":
-                ERRORS[frame.get("code")] = ERRORS.get(frame.get("code"), 0) + 1
+                count_error(self.current, frame.get("code"))
             if kind == "offer":
                 await ws.send(orjson.dumps({"type": "accept", "conversation_id": frame["conversation_id"]}).decode())
             elif kind == "history" or (kind == "conversation" and frame.get("status") == "active"):
@@ -309,13 +356,61 @@ class RelayTarget(ChatTarget):
                 pair.delivered(orjson.loads(raw)["body"], self.current)
 
 
-# --- running a target -----------------------------------------------------------------------------
+# --- the services the targets share: a private redis-server and scratch databases ----------------
+
+
+def start_redis() -> tuple[serverprocs.ManagedProcess, str]:
+    """A redis-server of our own on a free loopback port: no disk, never the machine's Redis."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is not installed (apt-get install redis-server); the benchmark starts its own.")
+    port = serverprocs.free_port()
+    proc = serverprocs.start_process(
+        f"bench-redis-{port}",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--maxclients", "20000", "--protected-mode", "yes"],
+        env=serverprocs.child_env(),
+    )
+
+    def answers() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+        return False
+
+    serverprocs.wait_until(answers, timeout=15, process=proc, what=f"redis-server on port {port}")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", f"{PG}/postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def database_exists(name: str) -> bool:
+    out = subprocess.run(["psql", f"{PG}/postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip() == "1"
+
+
+def migrate_template(env: dict[str, str]) -> None:
+    """Create coachline_load_bench if missing and bring it up to date; targets copy it."""
+    if not database_exists(TEMPLATE_DB):
+        psql(f"CREATE DATABASE {TEMPLATE_DB}")
+    subprocess.run([sys.executable, __file__, "--setup", "0", "--out", os.devnull],
+                   env={**env, "DATABASE_URL": f"{PG}/{TEMPLATE_DB}"}, check=True, cwd=ROOT)
+
+
+# --- one step, the rate search, the idle hold ------------------------------------------------------
+
+
+STEP_COUNTER = 0
 
 
 async def run_step(target: ChatTarget, rate: float, seconds: float, pids: list[int]) -> Step:
-    step = Step(rate=rate)
-    _steps.append(step)
-    index = step_index(step)
+    global STEP_COUNTER
+    STEP_COUNTER += 1
+    step = Step(rate=rate, index=STEP_COUNTER)
     target.current = step
     pairs = target.pairs
     interval = len(pairs) / rate  # each pair sends every `interval` seconds, alternating sides
@@ -328,16 +423,19 @@ async def run_step(target: ChatTarget, rate: float, seconds: float, pids: list[i
         turn = "v" if pair.index % 2 == 0 else "a"
         next_at = t0 + offset
         while next_at < end:
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            key = (turn, index, n[turn])
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            key = (turn, step.index, n[turn])
             pair.sent_at[key] = time.perf_counter()
             step.sent += 1
-            await (pair.send_v if turn == "v" else pair.send_a)(f"m {turn} {index} {n[turn]}")
+            await (pair.send_v if turn == "v" else pair.send_a)(f"m {turn} {step.index} {n[turn]}")
             n[turn] += 1
             turn = "a" if turn == "v" else "v"
             next_at += interval
 
     await asyncio.gather(*(drive(p, interval * p.index / len(pairs)) for p in pairs))
+    step.send_seconds = loop.time() - t0
     # Let the last messages arrive; anything still missing after this counts as lost.
     deadline = loop.time() + 5
     while step.delivered + step.duplicates < step.sent and loop.time() < deadline:
@@ -345,187 +443,427 @@ async def run_step(target: ChatTarget, rate: float, seconds: float, pids: list[i
     step.wall_seconds = loop.time() - t0
     step.cpu_seconds = cpu_of(pids) - cpu0
     target.current = None
+    for pair in pairs:
+        pair.sent_at.clear()
     return step
 
 
+async def settle(pids: list[int], *, below: float = 0.15, timeout: float = 60) -> None:
+    """Wait until the servers are (nearly) idle again: a backlog would spoil the next step."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        before = cpu_of(pids)
+        await asyncio.sleep(1)
+        if cpu_of(pids) - before < below * len(pids):
+            return
+
+
+async def rate_search(target: ChatTarget, args: argparse.Namespace, pids: list[int], name: str) -> list[Step]:
+    """Ramp up by `--factor` until a step fails, then bisect `--refine` times between the last
+    passing and the first failing rate. Returns every step in the order run."""
+    steps: list[Step] = []
+
+    async def measure(rate: float) -> Step:
+        step = await run_step(target, rate, args.seconds, pids)
+        steps.append(step)
+        print(f"  {name} {step.line()}", flush=True)
+        await settle(pids)
+        return step
+
+    rate, good, bad = args.start_rate, None, None
+    while rate <= args.max_rate:
+        if (await measure(rate)).ok:
+            good, rate = rate, rate * args.factor
+        else:
+            bad = rate
+            break
+    if good is None and bad is not None:  # even the first rate failed: look below it
+        lo = args.start_rate / args.factor**3
+        while lo < bad and not (await measure(lo)).ok:
+            bad, lo = lo, lo / args.factor
+            if lo < 5:
+                return steps
+        good = lo
+    if good is not None and bad is not None:
+        for _ in range(args.refine):
+            mid = round((good + bad) / 2, -1)
+            if mid in (good, bad):
+                break
+            if (await measure(mid)).ok:
+                good = mid
+            else:
+                bad = mid
+    return steps
+
+
 async def hold_idle_sockets(servers: list[serverprocs.DaphneServer], count: int, seconds: float, relay: bool) -> dict:
-    """Open `count` idle visitor sockets (hello, then a ping every 20 s); memory per socket."""
+    """Open `count` idle visitor sockets (hello, then the protocol's ping every 20 s, spread
+    evenly), hold them `seconds`, and report memory per socket and heartbeat round trips."""
     pids = [s.pid for s in servers]
+    await settle(pids)
     before = rss_kb(pids)
     sockets: list[ClientConnection] = []
-    failures = 0
+    failures: dict[str, int] = {}
+    pongs: list[float] = []
+    loop = asyncio.get_running_loop()
+    t_open = loop.time()
 
     async def one(i: int) -> None:
-        nonlocal failures
         server = servers[i % len(servers)]
         path = f"/ws/relay/{10**6 + i}/a/" if relay else "/ws/visitor/"
+        ws = None
         try:
-            ws = await connect(server.ws_url(path), origin=server.base_url, open_timeout=60, ping_interval=None)
-        except Exception:  # noqa: BLE001 - counted and reported, the run goes on
-            failures += 1
+            ws = await connect(server.ws_url(path), origin=server.base_url, open_timeout=60,
+                               ping_interval=None, max_queue=4)
+            if not relay:
+                await ws.send('{"type": "hello", "token": null}')
+                await asyncio.wait_for(ws.recv(), 60)
+        except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            if ws is not None:  # opened but no welcome in time: not counted, so not kept open
+                with contextlib.suppress(Exception):
+                    await ws.close()
             return
         sockets.append(ws)
-        if not relay:
-            await ws.send('{"type": "hello", "token": null}')
-            await ws.recv()
 
-    for start in range(0, count, 200):
-        await asyncio.gather(*(one(i) for i in range(start, min(count, start + 200))))
+    for start in range(0, count, 100):
+        await asyncio.gather(*(one(i) for i in range(start, min(count, start + 100))))
+    open_seconds = loop.time() - t_open
     opened = len(sockets)
 
-    async def heartbeat(ws: ClientConnection) -> None:
+    async def heartbeat(ws: ClientConnection, offset: float) -> None:
         with contextlib.suppress(Exception):
+            await asyncio.sleep(offset)
             while True:
-                await asyncio.sleep(20)
+                sent = time.perf_counter()
                 await ws.send('{"type": "ping"}')
+                if not relay:
+                    await ws.recv()  # the pong: nothing else is sent to an idle visitor
+                    pongs.append((time.perf_counter() - sent) * 1000)
+                await asyncio.sleep(20)
 
-    async def drain(ws: ClientConnection) -> None:
-        with contextlib.suppress(Exception):
-            async for _ in ws:
-                pass
-
-    tasks = [asyncio.create_task(heartbeat(ws)) for ws in sockets] + [asyncio.create_task(drain(ws)) for ws in sockets]
+    tasks = [asyncio.create_task(heartbeat(ws, 20 * i / max(1, opened))) for i, ws in enumerate(sockets)]
+    cpu0 = cpu_of(pids)
     await asyncio.sleep(seconds)
+    cpu = cpu_of(pids) - cpu0
     alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
     after = rss_kb(pids)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    pongs.sort()
     return {
         "requested": count,
         "opened": opened,
+        "open_seconds": open_seconds,
         "alive_after_hold": alive,
         "failures": failures,
         "kb_per_socket": (after - before) / opened if opened else float("nan"),
+        "rss_mb_before": before / 1024,
         "rss_mb_after": after / 1024,
+        "cpu_percent": 100 * cpu / seconds,
+        "pongs": len(pongs),
+        "pong_p99_ms": pongs[int(0.99 * len(pongs))] if pongs else float("nan"),
     }
 
 
-def target_env(name: str, data_dir: Path) -> dict[str, str]:
+async def profile_step(target: ChatTarget, args: argparse.Namespace, pids: list[int], name: str) -> None:
+    """One step at --profile-rate with py-spy sampling the first server process (--profile)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = serverprocs.artifact_path(f"profile-{name}", ".txt")
+    spy = await asyncio.create_subprocess_exec(
+        py_spy, "record", "--pid", str(pids[0]), "--duration", str(int(args.seconds)), "--rate", "200",
+        "--format", "raw", "--output", str(out), "--threads", "--nonblocking", *(["--gil"] if args.profile_cpu else []),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    step = await run_step(target, args.profile_rate, args.seconds, pids)
+    await spy.wait()
+    print(f"  {name} {step.line()}\n  server CPU per message {1000 * step.cpu_seconds / max(1, step.delivered):.2f} ms")
+    print_profile(out)
+
+
+def print_profile(path: Path, top: int = 40) -> None:
+    """Own and total samples per function from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        samples += n
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            total[f] = total.get(f, 0) + n
+    print(f"  profile {path} ({samples} samples)\n  -- own --")
+    for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * n / samples:5.1f}%  {f[:150]}")
+    print("  -- total --")
+    for f, n in sorted(total.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * n / samples:5.1f}%  {f[:150]}")
+
+
+# --- running a target -----------------------------------------------------------------------------
+
+
+def target_env(name: str, data_dir: Path, redis_url: str, database: str, secret: str) -> dict[str, str]:
+    common = {
+        "COACHLINE_DATA_DIR": str(data_dir),
+        "SECRET_KEY": secret,
+        # The per-visitor limit (30 a minute) still runs its count query on every message, but
+        # a benchmark pair sends faster than a person types, so it must not refuse them.
+        "CHAT_VISITOR_MESSAGES_PER_MINUTE": "1000000",
+        "LOG_LEVEL": "WARNING",
+        # Agents' sessions are made at set-up; a long idle-socket hold must not expire them.
+        "STAFF_IDLE_TIMEOUT_SECONDS": "86400",
+    }
     if name.startswith("embedded"):
-        return serverprocs.child_env({"COACHLINE_DATA_DIR": str(data_dir)}, unset=("DATABASE_URL", "REDIS_URL"))
+        return serverprocs.child_env(common, unset=("DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER_BACKEND"))
     return serverprocs.child_env(
-        {
-            "DATABASE_URL": f"{PG}/{BENCH_DB}",
-            "REDIS_URL": REDIS,
-            "CHANNEL_LAYER_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-            "COACHLINE_DATA_DIR": str(data_dir),
-        }
+        {**common, "DATABASE_URL": f"{PG}/{database}", "REDIS_URL": redis_url,
+         "CHANNEL_LAYER_PREFIX": f"bench-{uuid.uuid4().hex[:8]}"},
+        unset=("CHANNEL_LAYER_BACKEND",),
     )
 
 
-def prepare_database(name: str, env: dict[str, str], agents: int, workdir: Path) -> list[str]:
-    if not name.startswith("embedded"):
-        subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"], check=True)
-        subprocess.run(["psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {BENCH_DB}"], check=True)
-    out = workdir / "cookies.json"
-    subprocess.run([sys.executable, __file__, "--setup", str(agents), "--out", str(out)], env=env, check=True, cwd=ROOT)
-    return json.loads(out.read_text())
-
-
-async def run_target(name: str, args: argparse.Namespace) -> dict:
-    relay = name.startswith("relay")
-    processes = int(name[-1]) if name[-1].isdigit() else 1
+async def run_target(name: str, args: argparse.Namespace, redis_url: str, idle_sockets: int) -> dict:
+    # A variant sets server environment after "@": real1@CHAT_MESSAGE_DB_THREADS=0 (A+B=1+C=2).
+    base, _, variant = name.partition("@")
+    relay = base.startswith("relay")
+    processes = int(base[-1]) if base[-1].isdigit() else 1
+    database = f"{TEMPLATE_DB}_{re.sub(r'[^a-z0-9]+', '_', name.lower())}_{os.getpid()}"
+    secret = "bench-" + uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="coachline-bench-") as tmp:
         workdir = Path(tmp)
-        env = target_env(name, workdir / "data")
-        if relay:
-            env = target_env("real", workdir / "data")
-        cookies = [] if relay else prepare_database(name, env, args.agents, workdir)
-        application = "bench.relay_asgi:application" if relay else serverprocs.ASGI_APPLICATION
-        servers = serverprocs.start_servers(processes, env=env, name=f"bench-{name}", application=application)
+        env = target_env(base, workdir / "data", redis_url, database, secret)
+        env.update(kv.split("=", 1) for kv in variant.split("+") if kv)
+        servers: list[serverprocs.DaphneServer] = []
+        created_db = False
         try:
+            cookies: list[str] = []
+            if not relay:
+                if not name.startswith("embedded"):
+                    psql(f"CREATE DATABASE {database} TEMPLATE {TEMPLATE_DB}")
+                    created_db = True
+                out = workdir / "cookies.json"
+                subprocess.run([sys.executable, __file__, "--setup", str(args.agents), "--out", str(out)],  # noqa: ASYNC221 - before any socket is open
+                               env=env, check=True, cwd=ROOT)
+                cookies = json.loads(out.read_text())
+            application = "bench.relay_asgi:application" if relay else serverprocs.ASGI_APPLICATION
+            servers = serverprocs.start_servers(processes, env=env, name=f"bench-{name}", application=application)
             pids = [s.pid for s in servers]
+            idle = None
+            if idle_sockets:
+                idle = await hold_idle_sockets(servers, idle_sockets, args.idle_seconds, relay)
+                print(f"  {name} idle: {idle['opened']}/{idle['requested']} opened in {idle['open_seconds']:.0f} s, "
+                      f"{idle['alive_after_hold']} alive after {args.idle_seconds:g} s, "
+                      f"{idle['kb_per_socket']:.1f} KB per socket, heartbeat p99 {idle['pong_p99_ms']:.0f} ms, "
+                      f"server cpu {idle['cpu_percent']:.0f}%", flush=True)
+                await settle(pids)
             target = (RelayTarget if relay else ChatTarget)(servers, cookies)
             await target.open(args.pairs)
-            await run_step(target, args.rates[0], min(2.0, args.seconds), pids)  # warm-up, not reported
-            steps = []
-            for rate in args.rates:
-                step = await run_step(target, rate, args.seconds, pids)
-                steps.append(step)
-                print(f"  {name} {rate:>6.0f}/s: p50 {step.pct(.5):6.1f} p99 {step.pct(.99):7.1f} ms, "
-                      f"lost {step.lost} dup {step.duplicates} ooo {step.out_of_order}, "
-                      f"cpu {100 * step.cpu_seconds / step.wall_seconds:5.0f}%, errors {ERRORS or 'none'}", flush=True)
-                if not step.ok and step.pct(0.99) > 4 * P99_LIMIT_MS:
-                    break  # far past saturation: higher rates only queue up more
+            await run_step(target, args.start_rate / 2, 2.0, pids)  # warm-up, not reported
+            await settle(pids)
+            if args.profile:
+                await profile_step(target, args, pids, name)
+                return {"name": name, "processes": processes, "steps": [], "best": None, "idle": None,
+                        "load": loadavg()}
+            steps = await rate_search(target, args, pids, name)
             await target.close()
-            idle = await hold_idle_sockets(servers, args.idle_sockets, args.idle_seconds, relay) if args.idle_sockets else None
         finally:
             serverprocs.stop_all(servers)
+            if created_db:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     best = max((s for s in steps if s.ok), key=lambda s: s.rate, default=None)
-    return {"name": name, "processes": processes, "steps": steps, "best": best, "idle": idle}
+    print(f"  {name}: best {best.rate if best else 'none':} msgs/s, load average {loadavg():.1f}", flush=True)
+    return {"name": name, "processes": processes, "steps": steps, "best": best, "idle": idle, "load": loadavg()}
 
 
 # --- report ---------------------------------------------------------------------------------------
 
 
-def fmt_step(s: Step | None) -> str:
-    if s is None:
-        return "none met the target | – | – | – | –"
-    return (f"{s.rate:.0f} | {s.pct(.5):.1f} / {s.pct(.95):.1f} / {s.pct(.99):.1f} / {max(s.latencies_ms):.1f} | "
-            f"{s.delivered / s.wall_seconds:.0f} | {s.lost} / {s.duplicates} / {s.out_of_order} | "
-            f"{100 * s.cpu_seconds / s.wall_seconds:.0f}%")
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    """median (min–max) of the runs, or the one value."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
-def report(results: list[dict], args: argparse.Namespace) -> str:
-    by_name = {r["name"]: r for r in results}
+def cpu_ms_per_message(result: dict) -> float:
+    """Server CPU per delivered message over every passing step: less sensitive to other load on
+    the machine than rates and latencies (it does not count time spent waiting for a core)."""
+    steps = [s for s in result["steps"] if s.ok]
+    delivered = sum(s.delivered for s in steps)
+    return 1000 * sum(s.cpu_seconds for s in steps) / delivered if delivered else float("nan")
+
+
+def baseline_of(name: str) -> str:
+    return "relay2" if name.partition("@")[0].endswith("2") else "relay1"
+
+
+def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) -> str:
+    names = list(runs[0])
+    command = " ".join(["bench/load.py", *sys.argv[1:]])
+    loads = [r["load"] for run in runs for r in run.values()]
     lines = [
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
-        f"Python {platform.python_version()}), generator on the same machine: `bench/load.py "
-        f"--pairs {args.pairs} --rates {','.join(f'{r:.0f}' for r in args.rates)} --seconds {args.seconds:g} "
-        f"--idle-sockets {args.idle_sockets}`.",
+        (f"Run {meta['date']} on {meta['cores']} cores ({meta['cpu']}), Python {meta['python']}, generator on "
+        f"the same machine; load average {meta['load_start']:.1f} at the start, {min(loads):.1f}–{max(loads):.1f} "
+        f"after each target. Command: `.venv/bin/python {command}` ({len(runs)} run{'s' if len(runs) > 1 else ''}, "
+        f"{args.pairs} pairs, {args.seconds:g} s steps). Figures are the median (min–max) over the runs; "
+        "ratios are taken within each run, then the median."),
         "",
-        f"Highest total rate (messages/s, half each way) at which p99 < {P99_LIMIT_MS:.0f} ms with nothing lost, "
-        "duplicated or out of order:",
+        (f"**Highest total rate (messages/s, half each way) at which p99 < {P99_LIMIT_MS:.0f} ms with nothing lost, "
+        "duplicated, out of order or refused.** Every project message is persisted (committed) before it is "
+        "broadcast; the relay persists nothing. Latencies and counts are those of the best step of the median run."),
         "",
-        "| target | processes | best rate | latency p50 / p95 / p99 / max (ms) | delivered/s | lost / dup / out of order | server CPU | × baseline |",
-        "|---|---|---|---|---|---|---|---|",
+        ("| target | processes | best rate | × baseline (same run) | latency p50 / p95 / p99 / max (ms) "
+        "| delivered/s | lost / dup / out of order | server CPU (% of one core) | server CPU per message |"),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        base = by_name.get(f"relay{r['processes']}")
-        ratio = "–"
-        if base and base is not r and base["best"] and r["best"]:
-            ratio = f"{r['best'].rate / base['best'].rate:.2f}"
-        lines.append(f"| {r['name']} | {r['processes']} | {fmt_step(r['best'])} | {ratio} |")
-    if "real1" in by_name and "real2" in by_name and by_name["real1"]["best"] and by_name["real2"]["best"]:
-        lines += ["", f"Two processes against one (real mode): {by_name['real2']['best'].rate / by_name['real1']['best'].rate:.2f}×."]
-    idle = [r for r in results if r["idle"]]
+    ratios: dict[str, list[float]] = {}
+    for name in names:
+        rates = [run[name]["best"].rate if run[name]["best"] else 0.0 for run in runs]
+        base = baseline_of(name)
+        ratio_text = "baseline" if name.startswith("relay") else "–"
+        if not name.startswith("relay") and all(base in run for run in runs):
+            ratios[name] = [
+                (run[name]["best"].rate if run[name]["best"] else 0.0) / run[base]["best"].rate
+                for run in runs if run[base]["best"]
+            ]
+            ratio_text = f"{spread(ratios[name], '{:.2f}')}× {base}" if ratios[name] else "–"
+        median_run = sorted(runs, key=lambda run: run[name]["best"].rate if run[name]["best"] else 0)[len(runs) // 2]
+        s = median_run[name]["best"]
+        processes = median_run[name]["processes"]
+        if s is None:
+            lines.append(f"| {name} | {processes} | none passed | {ratio_text} | – | – | – | – | – |")
+            continue
+        lines.append(
+            f"| {name} | {processes} | {spread(rates)} | {ratio_text} | {s.pct(.5):.1f} / {s.pct(.95):.1f} / "
+            f"{s.pct(.99):.1f} / {max(s.latencies_ms):.1f} | {s.delivered / s.send_seconds:.0f} | "
+            f"{s.lost} / {s.duplicates} / {s.out_of_order} | {100 * s.cpu_seconds / s.wall_seconds:.0f}% | "
+            f"{spread([cpu_ms_per_message(run[name]) for run in runs], '{:.2f}')} ms |"
+        )
+    scale = {}
+    for a, b in (("real2", "real1"), ("relay2", "relay1")):
+        if a in names and b in names:
+            scale[a] = [run[a]["best"].rate / run[b]["best"].rate for run in runs if run[a]["best"] and run[b]["best"]]
+    if scale:
+        lines += ["", "Two processes against one, same run: " + "; ".join(
+            f"{a} / {a[:-1]}1 = {spread(v, '{:.2f}')}×" if v else f"{a} / {a[:-1]}1: not both passed a rate"
+            for a, v in scale.items()) + "."]
+    idle = [(name, runs[0][name]["idle"]) for name in names if runs[0][name]["idle"]]
     if idle:
-        lines += ["", "Idle sockets held with heartbeats:", "",
-                  "| target | requested | opened | alive after hold | server memory per socket |", "|---|---|---|---|---|"]
-        for r in idle:
-            i = r["idle"]
-            lines.append(f"| {r['name']} | {i['requested']} | {i['opened']} | {i['alive_after_hold']} | {i['kb_per_socket']:.1f} KB |")
-    lines += ["", "Every step of the sweep:", "", "| target | offered rate | p50 | p99 | lost | dup | ooo |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        for s in r["steps"]:
-            lines.append(f"| {r['name']} | {s.rate:.0f} | {s.pct(.5):.1f} | {s.pct(.99):.1f} | {s.lost} | {s.duplicates} | {s.out_of_order} |")
+        lines += ["", (f"**Idle sockets held {args.idle_seconds:g} s**, each visitor socket sending `ping` every 20 s "
+                  "(the project's sockets also sent `hello` and got `welcome`, so each is a visitor row and a group "
+                  "member); memory is the growth of the server processes' RSS divided by the sockets opened (first run)."),
+                  "", "| target | requested | opened (time) | alive after hold | memory per socket | heartbeat p99 | server CPU |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, i in idle:
+            failed = ", ".join(f"{k} {v}" for k, v in i["failures"].items())
+            lines.append(
+                f"| {name} | {i['requested']:,} | {i['opened']:,} ({i['open_seconds']:.0f} s){' — failed: ' + failed if failed else ''} "
+                f"| {i['alive_after_hold']:,} | {i['kb_per_socket']:.1f} KB | "
+                f"{'–' if name.startswith('relay') else format(i['pong_p99_ms'], '.0f') + ' ms'} | {i['cpu_percent']:.0f}% |")
+    checks = targets_met(runs, ratios, scale, idle, args)
+    if checks:
+        lines += ["", "Targets (real mode, one process unless said):", ""] + [f"- {c}" for c in checks]
+    lines += ["", "<details><summary>Every step of every run</summary>", "",
+              "| run | target | offered rate | sent/s | p50 | p95 | p99 | max | lost | dup | ooo | errors | server CPU | passed |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n, run in enumerate(runs, start=1):
+        for name in names:
+            for s in run[name]["steps"]:
+                errors = ", ".join(f"{k} {v}" for k, v in s.errors.items()) or "–"
+                lines.append(
+                    f"| {n} | {name} | {s.rate:.0f} | {s.achieved:.0f} | {s.pct(.5):.1f} | {s.pct(.95):.1f} | "
+                    f"{s.pct(.99):.1f} | {max(s.latencies_ms, default=float('nan')):.1f} | {s.lost} | {s.duplicates} | "
+                    f"{s.out_of_order} | {errors} | {100 * s.cpu_seconds / s.wall_seconds:.0f}% | {'yes' if s.ok else 'no'} |")
+    lines += ["", "</details>"]
     return "\n".join(lines)
+
+
+def targets_met(runs, ratios, scale, idle, args) -> list[str]:
+    out = []
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**MISSED**"
+
+    idle_real = dict(idle).get("real1")
+    if idle_real:
+        ok = idle_real["alive_after_hold"] >= 10_000 and idle_real["kb_per_socket"] < 50
+        out.append(f"10,000 sockets held {args.idle_seconds:g} s at < 50 KB each: {verdict(ok)} "
+                   f"({idle_real['alive_after_hold']:,} alive, {idle_real['kb_per_socket']:.1f} KB)")
+    if all("real1" in run for run in runs):
+        rates = [run["real1"]["best"].rate if run["real1"]["best"] else 0 for run in runs]
+        out.append(f">= 500 persisted messages/s at p99 < 100 ms, nothing lost: {verdict(statistics.median(rates) >= 500)} "
+                   f"({spread(rates)})")
+    if ratios.get("real1"):
+        out.append(f">= 0.6× the bare relay of the same run: {verdict(statistics.median(ratios['real1']) >= 0.6)} "
+                   f"({spread(ratios['real1'], '{:.2f}')}×)")
+    if scale.get("real2"):
+        out.append(f"two processes >= 1.6× one: {verdict(statistics.median(scale['real2']) >= 1.6)} "
+                   f"({spread(scale['real2'], '{:.2f}')}×)")
+    return out
 
 
 def write_docs(text: str) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     doc = path.read_text()
-    begin, end = "<!-- load:begin -->", "<!-- load:end -->"
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc:
-        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    block = f"{DOC_BEGIN}\n{text}\n{DOC_END}"
+    if DOC_BEGIN in doc:
+        doc = doc[: doc.index(DOC_BEGIN)] + block + doc[doc.index(DOC_END) + len(DOC_END):]
     else:
         doc += f"\n## WebSocket load\n\n{block}\n"
     path.write_text(doc)
 
 
+# --- main -----------------------------------------------------------------------------------------
+
+
+def raise_fd_limit(needed: int) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        sys.exit(f"RLIMIT_NOFILE hard limit is {hard}, {needed} are needed: raise it (ulimit -Hn, "
+                 "/etc/security/limits.conf or LimitNOFILE=) or pass a smaller --idle-sockets.")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def drop_leftover_databases() -> None:
+    with contextlib.suppress(Exception):
+        out = subprocess.run(["psql", f"{PG}/postgres", "-tAc",
+                              f"SELECT datname FROM pg_database WHERE datname LIKE '{TEMPLATE_DB}\\_%\\_{os.getpid()}'"],
+                             capture_output=True, text=True, timeout=30, check=False).stdout
+        for name in out.split():
+            psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same clean-up as Ctrl-C: finally blocks, then serverprocs' atexit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="relay1,real1,relay2,real2,embedded")
+    parser.add_argument("--runs", type=int, default=2, help="repeat the rate searches; the spread is reported")
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--agents", type=int, default=10)
-    parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000,1200")
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--start-rate", type=float, default=200)
+    parser.add_argument("--max-rate", type=float, default=5000)
+    parser.add_argument("--factor", type=float, default=1.5)
+    parser.add_argument("--refine", type=int, default=2, help="bisection steps after the first failure")
+    parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--idle-sockets", type=int, default=10_000)
     parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--idle-targets", default="relay1,real1")
     parser.add_argument("--quick", action="store_true", help="small and short; prints, writes nothing")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the search: one step at --profile-rate under py-spy; prints the profile")
+    parser.add_argument("--profile-rate", type=float, default=100)
+    parser.add_argument("--profile-cpu", action="store_true",
+                        help="sample only the thread holding the GIL: where the CPU goes, not the waits")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--setup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -534,21 +872,58 @@ def main() -> None:
         setup_main(args.setup, args.out)
         return
     if args.quick:
-        args.pairs, args.agents, args.rates, args.seconds = 10, 2, "50,100", 3
-        args.idle_sockets, args.idle_seconds, args.no_write = 200, 2, True
-    args.rates = [float(r) for r in args.rates.split(",")]
-    # 10,000 sockets need 10,000 file descriptors here and in the servers (they inherit it).
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    results = []
-    for name in args.targets.split(","):
-        print(f"{name}:", flush=True)
-        results.append(asyncio.run(run_target(name, args)))
-    text = report(results, args)
-    print("\n" + text)
+        args.runs, args.pairs, args.agents, args.seconds, args.refine = 1, 20, 2, 3, 0
+        args.start_rate, args.max_rate = 100, 400
+        args.idle_sockets, args.idle_seconds, args.no_write = 300, 5, True
+    if args.profile:
+        args.runs, args.idle_sockets, args.no_write = 1, 0, True
+    raise_fd_limit(args.idle_sockets + 4 * args.pairs + 1000)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    names = args.targets.split(",")
+    meta = {**machine(), "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC", "load_start": loadavg()}
+    print(f"{meta['cores']} cores ({meta['cpu']}), load average {meta['load_start']:.1f}", flush=True)
+    redis = None
+    try:
+        redis, redis_url = start_redis()
+        if any(not n.startswith(("relay", "embedded")) for n in names):
+            migrate_template(serverprocs.child_env({"SECRET_KEY": "bench", "REDIS_URL": redis_url}))
+        runs: list[dict[str, dict]] = []
+        for n in range(args.runs):
+            run: dict[str, dict] = {}
+            for name in names:
+                print(f"run {n + 1}/{args.runs}, {name}:", flush=True)
+                idle = args.idle_sockets if n == 0 and name in args.idle_targets.split(",") else 0
+                run[name] = asyncio.run(run_target(name, args, redis_url, idle))
+                if n == 0 and name != names[-1]:
+                    publish([run], args, meta, final=False)  # a long first run shows as it goes
+            runs.append(run)
+            # Written after every complete run, so an interrupted long run still leaves its figures.
+            publish(runs, args, meta, final=n == args.runs - 1)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process started here is stopped, scratch databases dropped", flush=True)
+        sys.exit(130)
+    finally:
+        if redis is not None:
+            redis.stop()
+        drop_leftover_databases()
+
+
+def publish(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict, *, final: bool) -> None:
+    dump = serverprocs.artifact_path("load-results", ".json")
+    dump.write_text(json.dumps({"meta": meta, "args": {k: str(v) for k, v in vars(args).items()}, "runs": [
+        {name: {**{k: v for k, v in r.items() if k not in ("steps", "best")},
+                "best": r["best"].rate if r["best"] else None,
+                "steps": [{**{k: v for k, v in vars(s).items() if k != "latencies_ms"}, "p50": s.pct(.5),
+                           "p95": s.pct(.95), "p99": s.pct(.99), "max": max(s.latencies_ms, default=None),
+                           "delivered": s.delivered, "ok": s.ok} for s in r["steps"]]}
+         for name, r in run.items()} for run in runs]}, indent=1, default=str))
+    text = report(runs, args, meta)
+    if final:
+        print("\n" + text)
+    print(f"\nraw results: {dump}", flush=True)
     if not args.no_write:
         write_docs(text)
-        print("\nwritten to docs/benchmarks.md")
+        print("written to docs/benchmarks.md", flush=True)
 
 
 if __name__ == "__main__":

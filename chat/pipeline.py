@@ -56,6 +56,9 @@ class Inbound:
     whisper_to_id: int | None = None
     client_id: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # Called under the conversation's row lock once the message is known not to be a resend, before
+    # anything is stored: where a per-sender limit can count without racing its own other sockets.
+    before_store: Callable[[Conversation], None] | None = None
 
 
 _ALLOWED_CONTROL = {"\n", "\t"}
@@ -102,20 +105,17 @@ def run(inbound: Inbound) -> tuple[Message, bool]:
     client_id = validate_client_id(inbound.client_id)
     with transaction.atomic():
         # The row lock serialises writers of one conversation, so sequence numbers have no gaps
-        # or duplicates and a resend of the same client_id sees the first copy.
-        # of=("self",): lock only the conversation, not the joined department row, which would
-        # make every message of a department wait on one lock.
-        conversation = (
-            Conversation.objects.select_for_update(of=("self",))
-            .select_related("department")
-            .get(pk=inbound.conversation_id)
-        )
+        # or duplicates and a resend of the same client_id sees the first copy. No join: a joined
+        # department row would be locked too and make every message of a department wait on it.
+        conversation = Conversation.objects.select_for_update().get(pk=inbound.conversation_id)
         if client_id is not None:
             existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
             if existing is not None:
                 if existing.role != inbound.role or existing.sender_id != inbound.sender_id:
                     raise Conflict("That client_id was already used by another sender.", code="duplicate_client_id")
                 return existing, False
+        if inbound.before_store is not None:
+            inbound.before_store(conversation)
         ctx = FilterContext(conversation_id=conversation.pk, department_id=conversation.department_id, role=inbound.role)
         body = filter_text(body, ctx)
         now = timezone.now()

@@ -154,11 +154,17 @@ def post_visitor_message(*, visitor: Visitor, body: Any, client_id: Any) -> Mess
     conversation = open_conversation_for_visitor(visitor=visitor)
     if conversation is None:
         raise NotFound("You have no open chat; start one first.")
-    # A resend of a stored message is answered from the database, never refused as too fast.
-    if not (isinstance(client_id, str) and conversation.messages.filter(client_id=client_id).exists()):
-        ratelimit.check_visitor_message(conversation_id=conversation.pk)
+    # Counted under the row lock after the resend check: a resend of a stored message is answered
+    # from the database, never refused as too fast, and two sockets of one visitor cannot both
+    # slip under the limit (and it saves a round trip per message).
     message, _ = run(
-        Inbound(conversation_id=conversation.pk, role=Message.Role.VISITOR, body=body, client_id=client_id)
+        Inbound(
+            conversation_id=conversation.pk,
+            role=Message.Role.VISITOR,
+            body=body,
+            client_id=client_id,
+            before_store=lambda locked: ratelimit.check_visitor_message(conversation_id=locked.pk),
+        )
     )
     return message
 
@@ -195,15 +201,20 @@ def post_staff_message(
         )
     )
     if created and visibility == Message.Visibility.PUBLIC:
-        _record_first_reply(conversation_id=conversation.pk, at=message.created_at)
+        _record_first_reply(conversation=conversation, at=message.created_at)
     return message
 
 
-def _record_first_reply(*, conversation_id: int, at: datetime) -> None:
-    # Conditional updates: only the first public agent message sets these, whatever races.
-    Conversation.objects.filter(pk=conversation_id, first_agent_reply_at__isnull=True).update(first_agent_reply_at=at)
+def _record_first_reply(*, conversation: Conversation, at: datetime) -> None:
+    # Conditional updates: only the first public agent message sets these, whatever races. Once the
+    # conversation's is set (read just before), it never changes again: no round trip for it. The
+    # assignment's is per holder (a transfer starts a new one), so that update always runs.
+    if conversation.first_agent_reply_at is None:
+        Conversation.objects.filter(pk=conversation.pk, first_agent_reply_at__isnull=True).update(
+            first_agent_reply_at=at
+        )
     Assignment.objects.filter(
-        conversation_id=conversation_id, ended_at__isnull=True, accepted_at__isnull=False, first_reply_at__isnull=True
+        conversation_id=conversation.pk, ended_at__isnull=True, accepted_at__isnull=False, first_reply_at__isnull=True
     ).update(first_reply_at=at)
 
 

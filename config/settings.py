@@ -206,6 +206,11 @@ CHAT_SWEEP_INTERVAL_SECONDS = envint("CHAT_SWEEP_INTERVAL_SECONDS", 5, minimum=1
 # Per-visitor rate limits (0 turns one off); refused frames get the error code rate_limited.
 CHAT_VISITOR_MESSAGES_PER_MINUTE = envint("CHAT_VISITOR_MESSAGES_PER_MINUTE", 30, minimum=0)
 CHAT_VISITOR_CONVERSATIONS_PER_HOUR = envint("CHAT_VISITOR_CONVERSATIONS_PER_HOUR", 10, minimum=0)
+# Threads that persist chat messages in parallel (chat/dbpool.py), each with its own connection;
+# 0 = the one thread Channels shares for all database work. SQLite allows one writer anyway.
+CHAT_MESSAGE_DB_THREADS = envint(
+    "CHAT_MESSAGE_DB_THREADS", 8 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0, minimum=0
+)
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.

@@ -65,7 +65,8 @@ def create_visitor(
         page_url=_url(page_url, field="page_url"),
         referrer=_url(referrer, field="referrer"),
         user_agent=filter_text(
-            "".join(ch for ch in (user_agent or "") if ch.isprintable())[:500], _VISITOR_PAGE
+            "".join(ch for ch in (user_agent or "") if ch.isprintable())[:500],
+            FilterContext(conversation_id=None, department_id=None, role="visitor", field="user_agent"),
         ),
         ip_address=ip_address,
         last_seen_at=timezone.now(),

@@ -107,7 +107,6 @@ class Command(BaseCommand):
         seed_widget_demo(support=support)
         # By name, not by import: chat imports no other app (coaching seeds its own demo data).
         from django.apps import apps
-        from django.core.management import call_command
 
         if apps.is_installed("coaching"):
             call_command("seed_coaching_demo", stdout=self.stdout)

@@ -196,6 +196,11 @@ CHAT_VISITOR_CONVERSATIONS_PER_HOUR = envint("CHAT_VISITOR_CONVERSATIONS_PER_HOU
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.
+# Chat attachments: a ClamAV daemon ("127.0.0.1:3310" or a unix socket path such as
+# /run/clamav/clamd.ctl) scans every file before it is stored; unset = files are not scanned.
+CLAMAV_ADDRESS = envstr("CLAMAV_ADDRESS", "")
+CLAMAV_TIMEOUT_SECONDS = envint("CLAMAV_TIMEOUT_SECONDS", 10, minimum=1)
+
 COMPLIANCE_ARCHIVE_DIR = Path(envstr("COMPLIANCE_ARCHIVE_DIR", str(DATA_DIR / "archive")))
 
 # --- Staff sessions (compliance/two_factor.py, compliance/socket_auth.py) ----------------

@@ -87,7 +87,7 @@
         .then(function (res) {
           form.querySelector("button").disabled = false;
           if (!res.ok) {
-            // The file stays chosen: fix the cause or press Send file again.
+            // The file stays chosen: fix the cause or press Upload file again.
             status.textContent = (res.body.error && res.body.error.message) || "The file was not sent.";
             return;
           }
@@ -95,7 +95,7 @@
           fileInput.value = ""; pendingId = null;
         }, function () {
           form.querySelector("button").disabled = false;
-          status.textContent = "Network error: the file was not sent. Press Send file to try again.";
+          status.textContent = "Network error: the file was not sent. Press Upload file to try again.";
         });
     });
 

@@ -210,6 +210,12 @@ async def test_a_refused_message_says_why_and_gives_the_text_back(
     ).click()
     await expect(panel.locator(".status")).to_have_text("You are chatting with Alice Agent.")
     composer = panel.get_by_label("Message", exact=True)
+    # Typing shows on the agent's side and stops showing after a pause, even when nothing is sent.
+    card = agent.locator("article.chat").filter(has_text="Vera Visitor")
+    await composer.fill("I was going to say")
+    await expect(card.locator(".typing")).to_be_visible()
+    await expect(card.locator(".typing")).to_be_hidden(timeout=8_000)
+    await composer.fill("")
     # Pasted past the box's limit (a script can): the server refuses it for good.
     long_text = "x" * 4001
     await composer.evaluate("(t, text) => { t.value = text; }", long_text)

@@ -58,7 +58,7 @@ async def test_files_both_ways_then_closed_with_a_follow_up_ticket(
     await card.locator(".file-input").set_input_files(
         {"name": "label.png", "mimeType": "image/png", "buffer": png()}
     )
-    await card.get_by_role("button", name="Send file").click()
+    await card.get_by_role("button", name="Upload file").click()
     preview = panel.locator(".log .attachment img")
     await expect(preview).to_have_attribute("alt", "label.png")
     for _ in range(100):

@@ -47,14 +47,15 @@ class AssignmentInline(ReadOnlyInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "department", "visitor", "agent", "status", "ended_by")
-    list_filter = ("status", "department", "ended_by")
+    list_display = ("id", "created_at", "department", "visitor", "agent", "status", "ended_by", "disposition")
+    list_filter = ("status", "department", "ended_by", "disposition")
     search_fields = ("visitor__name", "visitor__email", "subject")
     date_hierarchy = "created_at"
     list_select_related = ("department", "visitor", "agent")
     readonly_fields = (
         "visitor", "department", "agent", "status", "subject_shown", "created_at", "queued_at",
         "queue_order_at", "assigned_at", "first_agent_reply_at", "ended_at", "ended_by", "last_seq",
+        "disposition", "disposition_at", "disposition_by",
     )
     fields = readonly_fields
     inlines = (AssignmentInline, MessageInline)
@@ -177,5 +178,55 @@ class DirectMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- Blocks and attachments ---------------------------------------------------------------
+
+from chat.models import AttachmentSettings, VisitorBlock
+
+
+@admin.register(VisitorBlock)
+class VisitorBlockAdmin(admin.ModelAdmin):
+    """Blocks agents made from the workspace; untick *enabled* to lift one (the row stays)."""
+
+    list_display = ("created_at", "kind", "ip_address", "visitor", "department", "created_by", "enabled")
+    list_filter = ("enabled", "kind", "department")
+    list_select_related = ("visitor", "department", "created_by")
+    fields = ("enabled", "kind", "visitor", "ip_address", "reason", "conversation", "department", "created_by",
+              "created_at")
+    readonly_fields = ("kind", "visitor", "ip_address", "reason", "conversation", "department", "created_by",
+                       "created_at")
+
+    def get_queryset(self, request):
+        from compliance.roles import department_scope
+
+        rows = super().get_queryset(request)
+        scope = department_scope(request.user)
+        return rows if scope is None else rows.filter(department_id__in=scope)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # blocks are made from a chat in the workspace, with the chat as the reason
+
+    def save_model(self, request, obj, form, change) -> None:
+        from compliance import audit
+
+        super().save_model(request, obj, form, change)
+        if change and "enabled" in form.changed_data:
+            audit.record(
+                action="chat.visitor_block_lifted" if not obj.enabled else "chat.visitor_block_restored",
+                actor=request.user,
+                role=audit.role_of(request.user),
+                source_ip=request.META.get("REMOTE_ADDR") or None,
+                target=f"visitor_block:{obj.pk}",
+            )
+
+
+@admin.register(AttachmentSettings)
+class AttachmentSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "enabled", "allowed_types", "max_bytes")
+
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and not AttachmentSettings.objects.exists()
+
 
 from chat import widget_admin  # noqa: F401  (the widget and ticket pages)

@@ -6,6 +6,16 @@ class ChatConfig(AppConfig):
     verbose_name = "Live chat"
 
     def ready(self) -> None:
-        from chat import collab, pipeline
+        from django.db.models.signals import post_delete
+
+        from chat import attachments, collab, pipeline
+        from chat.models import Attachment
 
         pipeline.register_after_persist(collab.on_message_persisted)
+        # A purged conversation (retention) takes its files with it.
+        post_delete.connect(
+            lambda sender, instance, **kwargs: attachments.delete_file_on_commit(instance),
+            sender=Attachment,
+            weak=False,
+            dispatch_uid="chat.attachment_file_cleanup",
+        )

@@ -15,7 +15,20 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import assignment, canned, collab, events, frames, heartbeats, selectors, services, sweeper, visitor_panel
+from chat import (
+    assignment,
+    blocks,
+    canned,
+    collab,
+    dispositions,
+    events,
+    frames,
+    heartbeats,
+    selectors,
+    services,
+    sweeper,
+    visitor_panel,
+)
 from chat.dbpool import message_sync_to_async
 from chat.errors import ChatError, InvalidInput
 from chat.models import Message
@@ -130,6 +143,10 @@ class VisitorConsumer(JsonFrameConsumer):
         if self.visitor is not None:
             raise ChatError("hello was already sent on this connection.", code="already_hello")
         last_seq = _int_field(data, "last_seq", default=0)
+        # The chat `last_seq` belongs to; without it the server can only guess (see _welcome_state).
+        followed = data.get("conversation_id")
+        if followed is not None:
+            followed = _int_field(data, "conversation_id")
         token = data.get("token")
         issued = None
         if token is None:
@@ -143,31 +160,52 @@ class VisitorConsumer(JsonFrameConsumer):
             self.visitor = await database_sync_to_async(selectors.get_visitor_by_token)(token=token)
             if self.visitor is None:
                 raise ChatError("This visitor token is not valid; send hello without a token.", code="invalid_token")
-            await database_sync_to_async(services.touch_visitor)(visitor_id=self.visitor.pk, page_url=data.get("page_url"))
+            await database_sync_to_async(services.touch_visitor)(
+                visitor_id=self.visitor.pk, page_url=data.get("page_url"), ip_address=self._client_ip()
+            )
         await self.channel_layer.group_add(events.visitor_private_group(self.visitor.pk), self.channel_name)
-        state = await database_sync_to_async(self._welcome_state)(last_seq)
+        state, after_seq = await database_sync_to_async(self._welcome_state)(last_seq, followed)
         await self.send_frame({"type": "welcome", "token": issued, **state})
         if state["conversation"] is not None:
-            await self._follow(state["conversation"]["conversation_id"], after_seq=last_seq)
+            await self._follow(state["conversation"]["conversation_id"], after_seq=after_seq)
 
-    def _welcome_state(self, last_seq: int = 0) -> dict[str, Any]:
+    def _welcome_state(self, last_seq: int = 0, followed: int | None = None) -> tuple[dict[str, Any], int]:
+        """The welcome frame's fields, and the sequence number the history starts after.
+
+        `followed` is the chat the client's `last_seq` counts in. The open chat wins; when it is
+        another chat than `followed` (another tab ended that one and started this), the client
+        has none of its messages and gets them all. Without an open chat, `followed` (if it is
+        this visitor's) comes back even when it ended long ago, so a reloaded page can show its
+        end and its survey.
+        """
         from chat.models import Department
 
+        after_seq = last_seq
         conversation = selectors.open_conversation_for_visitor(visitor=self.visitor)
-        if conversation is None and last_seq > 0:
-            # The client holds messages of a chat that ended while it was away: it still gets
-            # the rest of that chat (the last replies, the end line) instead of a blank page.
+        if conversation is not None:
+            if followed is not None and followed != conversation.pk:
+                after_seq = 0
+        elif followed is not None:
+            conversation = selectors.find_conversation_for_visitor(visitor=self.visitor, conversation_id=followed)
+            if conversation is None:
+                after_seq = 0
+        elif last_seq > 0:
+            # An older client that does not say which chat it holds: a chat that ended while it
+            # was away is the latest one, and it still gets the rest (the last replies, the end
+            # line) instead of a blank page.
             conversation = selectors.latest_conversation_for_visitor(visitor=self.visitor)
         frame = None
         if conversation is not None:
             frame = frames.visitor_conversation_frame(
                 conversation, queue_position=assignment.queue_position_of(conversation)
             )
-        return {
+        state = {
             "visitor": {"name": self.visitor.name, "email": self.visitor.email},
             "conversation": frame,
             "departments": [{"slug": d.slug, "name": d.name} for d in Department.objects.all()],
+            "blocked": blocks.is_blocked(visitor=self.visitor, ip_address=self._client_ip()),
         }
+        return state, after_seq
 
     async def _follow(self, conversation_id: int, *, after_seq: int = 0) -> None:
         if self.conversation_id not in (None, conversation_id):
@@ -200,6 +238,7 @@ class VisitorConsumer(JsonFrameConsumer):
 
     async def on_start(self, data: dict[str, Any]) -> None:
         visitor = self._require_visitor()
+        await database_sync_to_async(blocks.check_not_blocked)(visitor=visitor, ip_address=self._client_ip())
         conversation = await database_sync_to_async(services.start_conversation)(
             visitor=visitor,
             department_slug=data.get("department"),
@@ -292,6 +331,8 @@ class AgentConsumer(JsonFrameConsumer):
         "visitor": "on_visitor",
         "dm": "on_dm",
         "dm_history": "on_dm_history",
+        "close": "on_close",
+        "block": "on_block",
     }
 
     async def connect(self) -> None:
@@ -456,7 +497,33 @@ class AgentConsumer(JsonFrameConsumer):
         }
 
     async def on_end(self, data: dict[str, Any]) -> None:
+        disposition = data.get("disposition")
+        if disposition is not None:
+            dispositions.validate(disposition)  # a bad one must not end the chat half-way
         await database_sync_to_async(services.end_by_staff)(user=self.user, conversation_id=data.get("conversation_id"))
+        if disposition is not None:
+            await database_sync_to_async(dispositions.close)(
+                user=self.user, conversation_id=data.get("conversation_id"), disposition=disposition,
+                source_ip=self._client_ip(),
+            )
+
+    async def on_close(self, data: dict[str, Any]) -> None:
+        await database_sync_to_async(dispositions.close)(
+            user=self.user, conversation_id=data.get("conversation_id"), disposition=data.get("disposition"),
+            source_ip=self._client_ip(),
+        )
+
+    async def on_block(self, data: dict[str, Any]) -> None:
+        block = await database_sync_to_async(blocks.block_from_chat)(
+            user=self.user, conversation_id=data.get("conversation_id"), by=data.get("by"), reason=data.get("reason")
+        )
+        await self.send_frame(
+            {"type": "blocked", "conversation_id": data.get("conversation_id"), "by": block.kind, "block_id": block.pk}
+        )
+
+    def _client_ip(self) -> str | None:
+        client = self.scope.get("client")
+        return client[0] if client else None
 
     async def on_transfer(self, data: dict[str, Any]) -> None:
         conversation_id = _int_field(data, "conversation_id")

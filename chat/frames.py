@@ -37,7 +37,7 @@ def visitor_message_frame(message: Message, *, author: str | None) -> dict[str, 
     if message.visibility != Message.Visibility.PUBLIC:
         # Defence in depth: callers filter first, this makes a mistake fail loudly instead of leak.
         raise ValueError("only public messages may be framed for a visitor")
-    return {
+    frame = {
         "type": "message",
         "conversation_id": message.conversation_id,
         "seq": message.public_seq,
@@ -47,10 +47,17 @@ def visitor_message_frame(message: Message, *, author: str | None) -> dict[str, 
         "client_id": message.client_id if message.role == Message.Role.VISITOR else None,
         "created_at": _ts(message.created_at),
     }
+    if message.meta and "attachment" in message.meta:
+        from chat.attachments import visitor_frame_part
+
+        part = visitor_frame_part(message.meta)
+        if part is not None:
+            frame["attachment"] = part  # the file's public description and the visitor's own link
+    return frame
 
 
 def staff_message_frame(message: Message, *, author: str | None) -> dict[str, Any]:
-    return {
+    frame = {
         "type": "message",
         "conversation_id": message.conversation_id,
         "seq": message.seq,
@@ -64,6 +71,13 @@ def staff_message_frame(message: Message, *, author: str | None) -> dict[str, An
         "meta": message.meta,
         "created_at": _ts(message.created_at),
     }
+    if message.meta and "attachment" in message.meta:
+        from chat.attachments import staff_frame_part
+
+        part = staff_frame_part(message.meta)
+        if part is not None:
+            frame["attachment"] = part
+    return frame
 
 
 def visitor_conversation_frame(conversation: Conversation, *, queue_position: int | None) -> dict[str, Any]:

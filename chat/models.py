@@ -145,6 +145,18 @@ class Conversation(models.Model):
     # A mock chat a supervisor plays for training: excluded from every metric and sampling rule.
     is_training = models.BooleanField(default=False, db_index=True)
 
+    class Disposition(models.TextChoices):
+        RESOLVED = "resolved", "Resolved"
+        FOLLOW_UP = "follow_up", "Follow-up ticket"
+        SPAM = "spam", "Spam"
+
+    # How the agent closed the chat after it ended (the workspace asks); blank until then.
+    disposition = models.CharField(max_length=12, choices=Disposition.choices, blank=True)
+    disposition_at = models.DateTimeField(null=True, blank=True)
+    disposition_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
     last_seq = models.PositiveIntegerField(default=0)
     # Visitors count only public messages, so the numbers they see have no gaps that would
     # betray internal notes or whispers in between.
@@ -374,7 +386,14 @@ class InvitationRule(models.Model):
     url_pattern = models.CharField(
         max_length=500, help_text="Pages it applies to, e.g. */pricing* (shell-style wildcards)."
     )
-    seconds_on_page = models.PositiveIntegerField(default=30)
+    # The name is the protocol's (docs/protocol.md); the time counts on the whole site.
+    seconds_on_page = models.PositiveIntegerField(
+        "seconds on the site",
+        default=30,
+        help_text="Seconds since the visitor arrived on the site, counted across page loads (a "
+        "visit ends after 30 minutes without a page of the site open), before the invitation "
+        "shows on a page that matches the pattern.",
+    )
     message = models.CharField(max_length=500, default="Hello! Can we help you with anything?")
     only_when_capacity = models.BooleanField(
         default=True, help_text="Invite only while an online agent of the department has a free slot."
@@ -576,3 +595,103 @@ class SurveyQuestion(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+# --- Blocking, attachments --------------------------------------------------------------------
+
+
+class VisitorBlock(models.Model):
+    """A visitor an agent blocked (spam, abuse): by its browser token, or by its IP address.
+
+    A blocked visitor gets the offline form, never a chat. Lifting a block: untick `enabled`
+    in the back office (the row stays as the record of who blocked whom and why).
+    """
+
+    class Kind(models.TextChoices):
+        TOKEN = "token", "This visitor (browser token)"
+        IP = "ip", "This IP address"
+
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    visitor = models.ForeignKey(Visitor, on_delete=models.CASCADE, null=True, blank=True, related_name="blocks")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="blocks"
+    )
+    department = models.ForeignKey(
+        Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="visitor_blocks"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    enabled = models.BooleanField(default=True, help_text="Untick to lift the block.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["ip_address", "enabled"]), models.Index(fields=["visitor", "enabled"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="token") & Q(visitor__isnull=False)) | (Q(kind="ip") & Q(ip_address__isnull=False)),
+                name="visitor_block_has_target",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Block of {self.ip_address if self.kind == self.Kind.IP else self.visitor}"
+
+
+class AttachmentSettings(models.Model):
+    """Which files may be sent in chats, both ways. One row (the first) is used; without a row
+    the defaults below apply."""
+
+    DEFAULT_TYPES = "jpg jpeg png gif webp pdf txt"
+
+    enabled = models.BooleanField(default=True, help_text="Untick to switch attachments off.")
+    allowed_types = models.CharField(
+        max_length=500,
+        default=DEFAULT_TYPES,
+        help_text="File name extensions allowed, separated by spaces, e.g. jpg png pdf. Images "
+        "(jpg, jpeg, png, gif, webp) are checked to really be images and shown as previews.",
+    )
+    max_bytes = models.PositiveIntegerField(
+        default=5 * 1024 * 1024, help_text="Largest file accepted, in bytes (5 MB = 5242880)."
+    )
+
+    class Meta:
+        verbose_name = "attachment settings"
+        verbose_name_plural = "attachment settings"
+        constraints = [models.CheckConstraint(condition=Q(max_bytes__gte=1), name="attachment_max_bytes_positive")]
+
+    def __str__(self) -> str:
+        return "Attachment settings"
+
+    def extensions(self) -> list[str]:
+        return sorted({e.strip().lstrip(".").lower() for e in self.allowed_types.replace(",", " ").split() if e.strip()})
+
+
+class Attachment(models.Model):
+    """A file sent in a chat. The message it belongs to says "[Attachment: name]" in its text;
+    the file itself is served only to the chat's visitor, the agents who took part and their
+    supervisors (chat/attachments.py), and only once it was scanned when ClamAV is configured."""
+
+    class Scan(models.TextChoices):
+        NOT_SCANNED = "not_scanned", "Not scanned (no ClamAV configured)"
+        CLEAN = "clean", "Scanned, clean"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="attachments")
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="attachment"
+    )
+    file = models.FileField(upload_to="attachments/%Y/%m/", max_length=300)
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    is_image = models.BooleanField(default=False)
+    scan = models.CharField(max_length=12, choices=Scan.choices)
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name

@@ -38,6 +38,15 @@ def latest_conversation_for_visitor(*, visitor: Visitor) -> Conversation | None:
     )
 
 
+def find_conversation_for_visitor(*, visitor: Visitor, conversation_id: int) -> Conversation | None:
+    """One of this visitor's chats, open or not; None for another visitor's or a missing one."""
+    return (
+        Conversation.objects.filter(pk=conversation_id, visitor=visitor)
+        .select_related("department", "agent")
+        .first()
+    )
+
+
 def get_conversation_for_visitor(*, visitor: Visitor, conversation_id: object) -> Conversation:
     if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
         raise NotFound()

@@ -74,11 +74,13 @@ def create_visitor(
     return visitor, token
 
 
-def touch_visitor(*, visitor_id: int, page_url: Any = None) -> None:
+def touch_visitor(*, visitor_id: int, page_url: Any = None, ip_address: str | None = None) -> None:
     fields: dict[str, Any] = {"last_seen_at": timezone.now()}
     url = _url(page_url, field="page_url") if page_url else ""
     if url:
         fields["page_url"] = url
+    if ip_address:
+        fields["ip_address"] = ip_address  # the latest address: what a block "by IP" blocks
     Visitor.objects.filter(pk=visitor_id).update(**fields)
 
 

@@ -124,7 +124,8 @@ def create_ticket_from_chat(
     departments = _department_ids(user)
     qs = Conversation.objects.select_related("visitor", "department")
     if departments is not None:
-        qs = qs.filter(department_id__in=departments)
+        # Its department's agents, and whoever held it (a transfer may cross departments).
+        qs = qs.filter(Q(department_id__in=departments) | Q(agent__user=user))
     conversation = qs.filter(pk=conversation_id).first()
     if conversation is None:
         raise NotFound()
@@ -238,4 +239,110 @@ def change_ticket_status(
             target=f"ticket:{ticket.pk}",
             details={"from": previous, "to": status},
         )
+    return ticket
+
+
+def assignable_agents(*, ticket: Ticket) -> list[AgentProfile]:
+    """Who a ticket may be given to: active agents of its department (any agent without one)."""
+    qs = AgentProfile.objects.filter(user__is_active=True).select_related("user")
+    if ticket.department_id is not None:
+        qs = qs.filter(departments=ticket.department_id)
+    return list(qs.order_by("display_name").distinct())
+
+
+def may_reassign_any(*, user: Any, ticket: Ticket) -> bool:
+    """Supervisors of the ticket's department and administrators may give any ticket to anyone."""
+    from compliance import roles
+
+    if getattr(user, "is_superuser", False) or roles.is_administrator(user):
+        return True
+    if not roles.is_supervisor(user):
+        return False
+    if ticket.department_id is None:
+        return True
+    return ticket.department_id in roles.supervised_department_ids(user)
+
+
+def assign_ticket(
+    *, user: Any, ticket_id: int, assignee: Any, source_ip: str | None = None
+) -> Ticket:
+    """Give a ticket to an agent of its department, or to nobody.
+
+    An agent may take an unassigned ticket, and hand its own ticket to a colleague or give it
+    back; a ticket another agent holds is reassigned only by a supervisor of its department (or
+    an administrator). Each change is kept on the ticket's thread and in the audit log.
+    """
+    from compliance.models import AuditEntry
+
+    ticket = get_ticket_for(user=user, ticket_id=ticket_id)
+    if assignee in (None, "", "none"):
+        target = None
+    else:
+        try:
+            target_id = int(assignee)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("Choose an agent.", code="invalid_field") from exc
+        target = next((a for a in assignable_agents(ticket=ticket) if a.pk == target_id), None)
+        if target is None:
+            raise InvalidInput(
+                "That agent does not work in this ticket's department.", code="unknown_agent"
+            )
+    previous = ticket.assignee
+    if (previous.pk if previous else None) == (target.pk if target else None):
+        return ticket  # nothing changes: no note, no audit line
+    own = AgentProfile.objects.filter(user=user).first()
+    held_by_other = previous is not None and (own is None or previous.pk != own.pk)
+    if held_by_other and not may_reassign_any(user=user, ticket=ticket):
+        audit.record(
+            action="ticket.assign",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target=f"ticket:{ticket.pk}",
+            outcome=AuditEntry.Outcome.DENIED,
+            details={"from": previous.pk, "to": target.pk if target else None},
+        )
+        raise Conflict(
+            f"{previous.display_name} holds this ticket; only a supervisor of its department can "
+            "give it to someone else.",
+            code="not_allowed",
+        )
+    who = own.display_name if own else (user.get_full_name() or user.get_username())
+    now = timezone.now()
+    with transaction.atomic():
+        ticket.assignee = target
+        ticket.updated_at = now
+        ticket.save(update_fields=["assignee", "updated_at"])
+        if target is None:
+            line = f"{who} removed the assignee ({previous.display_name})."
+        elif own is not None and target.pk == own.pk and previous is None:
+            line = f"{who} took the ticket."
+        else:
+            line = f"{who} assigned the ticket to {target.display_name}" + (
+                f" (was {previous.display_name})." if previous else "."
+            )
+        TicketMessage.objects.create(
+            ticket=ticket, kind=TicketMessage.Kind.NOTE, author=user, body=line, created_at=now
+        )
+        audit.record(
+            action="ticket.assign",
+            actor=user,
+            role=_role(user),
+            source_ip=source_ip,
+            target=f"ticket:{ticket.pk}",
+            details={"from": previous.pk if previous else None, "to": target.pk if target else None},
+        )
+        if target is not None and (own is None or target.pk != own.pk):
+            from chat import events
+
+            events.send_event_on_commit(
+                events.agent_group(target.user_id),
+                {
+                    "type": "ticket_assigned",
+                    "ticket_id": ticket.pk,
+                    "subject": ticket.subject,
+                    "by": who,
+                    "url": f"/tickets/{ticket.pk}/",
+                },
+            )
     return ticket

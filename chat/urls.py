@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import views, widget_views, workspace_views
+from chat import attachment_views, views, widget_views, workspace_views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,4 +21,12 @@ urlpatterns = [
     path("tickets/", widget_views.ticket_list, name="ticket_list"),
     path("tickets/<int:ticket_id>/", widget_views.ticket_detail, name="ticket_detail"),
     path("tickets/from-chat/", widget_views.ticket_from_chat, name="ticket_from_chat"),
+    path("chat/attachments/", attachment_views.visitor_upload, name="attachment_visitor_upload"),
+    path(
+        "chat/attachments/<int:attachment_id>/<str:signature>/",
+        attachment_views.visitor_download,
+        name="attachment_visitor",
+    ),
+    path("agent/attachments/", attachment_views.staff_upload, name="attachment_staff_upload"),
+    path("agent/attachments/<int:attachment_id>/", attachment_views.staff_download, name="attachment_staff"),
 ]

@@ -9,7 +9,7 @@ checks that what it touches is that visitor's own.
 from __future__ import annotations
 
 import fnmatch
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +39,9 @@ from chat.pipeline import FilterContext, clean_body, filter_text, validate_body
 
 WEEKDAYS = WidgetDepartmentSettings.WEEKDAYS
 MAX_COMMENT_CHARS = 2000
+# A visit ends after this long without a page of the site open (the widget counts the seconds on
+# the site the same way, static/chat/widget.js).
+VISIT_SECONDS = 30 * 60
 
 
 # --- configuration ------------------------------------------------------------------------
@@ -114,8 +117,11 @@ def widget_config() -> dict[str, Any]:
                 },
             }
         )
+    from chat.attachments import public_config
+
     return {
         "departments": departments,
+        "attachments": public_config(),
         "survey_questions": [
             {"key": q.key, "text": q.text} for q in SurveyQuestion.objects.filter(enabled=True)
         ],
@@ -343,8 +349,24 @@ def send_invitation(*, visitor: Visitor, rule_id: Any, page_url: Any) -> Proacti
         return None
     if Conversation.objects.filter(visitor=visitor, status__in=Conversation.OPEN_STATUSES).exists():
         return None
+    from chat.blocks import is_blocked
+
+    if is_blocked(visitor=visitor):
+        return None  # a blocked visitor is never invited to chat
+    now = timezone.now()
+    earlier = (
+        ProactiveInvitation.objects.filter(
+            visitor=visitor, rule=rule, sent_at__gte=now - timedelta(seconds=VISIT_SECONDS)
+        )
+        .order_by("-sent_at", "-pk")
+        .first()
+    )
+    if earlier is not None:
+        # One invitation per rule and visit: one left unanswered (the visitor went to another
+        # page) is shown again, not recorded again; an answered one is not repeated.
+        return earlier if earlier.status == ProactiveInvitation.Status.SENT else None
     return ProactiveInvitation.objects.create(
-        rule=rule, visitor=visitor, department=rule.department, page_url=url, sent_at=timezone.now()
+        rule=rule, visitor=visitor, department=rule.department, page_url=url, sent_at=now
     )
 
 

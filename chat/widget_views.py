@@ -75,6 +75,9 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
     if not _staff(request):
         return render(request, "chat/not_an_agent.html", status=403)
     params = {k: request.GET.get(k, "") for k in ("status", "assignee", "department")}
+    own = get_agent_profile(user=request.user)
+    if params["assignee"] == "me":
+        params["assignee"] = str(own.pk) if own else "none"
     export = request.GET.get("format") == "csv"
     rows = readback.tickets(
         tickets.list_tickets(user=request.user, source_ip=_client_ip(request), export=export, **params)
@@ -100,7 +103,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
                 ]
             )
         return response
-    profile = get_agent_profile(user=request.user)
+    profile = own
     departments = (
         Department.objects.all() if request.user.is_superuser else profile.departments.all()
     )  # type: ignore[union-attr]
@@ -113,6 +116,7 @@ def ticket_list(request: HttpRequest) -> HttpResponse:
             "statuses": Ticket.Status.choices,
             "departments": departments,
             "agents": AgentProfile.objects.filter(departments__in=departments).distinct(),
+            "own": own,
         },
     )
 
@@ -126,7 +130,14 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
     error = ""
     try:
         if request.method == "POST":
-            if "status" in request.POST:
+            if "assignee" in request.POST:
+                tickets.assign_ticket(
+                    user=request.user,
+                    ticket_id=ticket_id,
+                    assignee=request.POST["assignee"],
+                    source_ip=_client_ip(request),
+                )
+            elif "status" in request.POST:
                 tickets.change_ticket_status(
                     user=request.user,
                     ticket_id=ticket_id,
@@ -153,6 +164,7 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
             ticket = tickets.get_ticket_for(user=request.user, ticket_id=ticket_id)
         except NotFound as missing:  # bad input for a ticket that is not there (or not yours)
             raise Http404("No such ticket.") from missing
+    own = get_agent_profile(user=request.user)
     return render(
         request,
         "chat/ticket_detail.html",
@@ -165,6 +177,11 @@ def ticket_detail(request: HttpRequest, ticket_id: int) -> HttpResponse:
                 tickets.linked_transcript(ticket=ticket),
                 department_id=ticket.conversation.department_id if ticket.conversation else None,
             ),
+            "own": own,
+            "agents": tickets.assignable_agents(ticket=ticket),
+            "may_reassign": ticket.assignee is None
+            or (own is not None and ticket.assignee_id == own.pk)
+            or tickets.may_reassign_any(user=request.user, ticket=ticket),
             "statuses": Ticket.Status.choices,
             "error": error,
             "draft": request.POST.get("body", "") if error else "",

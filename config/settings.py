@@ -214,6 +214,11 @@ CHAT_MESSAGE_DB_THREADS = envint(
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.
+# Chat attachments: a ClamAV daemon ("127.0.0.1:3310" or a unix socket path such as
+# /run/clamav/clamd.ctl) scans every file before it is stored; unset = files are not scanned.
+CLAMAV_ADDRESS = envstr("CLAMAV_ADDRESS", "")
+CLAMAV_TIMEOUT_SECONDS = envint("CLAMAV_TIMEOUT_SECONDS", 10, minimum=1)
+
 COMPLIANCE_ARCHIVE_DIR = Path(envstr("COMPLIANCE_ARCHIVE_DIR", str(DATA_DIR / "archive")))
 # Fernet keys for credentials stored in the database (compliance/encryption.py), comma-separated,
 # newest first: the first encrypts, all decrypt. Empty: a key derived from SECRET_KEY (and from

@@ -10,6 +10,32 @@
 
   function showError(text) { $("error").textContent = text || ""; $("error").hidden = !text; }
 
+  // Extensions of the workspace (static/chat/wrapup.js: files, closing, blocking) hook in here
+  // instead of growing this file: "frame" (every frame), "chat" (a card drawn or updated),
+  // "message" (a message line added).
+  var hooks = {};
+  function emit(name, a, b) {
+    (hooks[name] || []).forEach(function (fn) {
+      try { fn(a, b); } catch (e) { window.console && console.error(e); }
+    });
+  }
+  window.Coachline = window.Coachline || {};
+  window.Coachline.workspace = {
+    on: function (name, fn) { (hooks[name] = hooks[name] || []).push(fn); },
+    send: function (frame) { return socket.sendRaw(frame); },
+    showError: showError,
+    alertUser: function (title, body) { alertUser(title, body); },
+    // A closed chat's card goes away; its messages are in the transcript.
+    removeChat: function (id) {
+      var entry = chats.get(id);
+      if (!entry) return;
+      if (focused === entry) focused = null;
+      entry.el.remove();
+      chats.delete(id);
+      updateCount();
+    }
+  };
+
   // --- alerts: sound (WebAudio) and browser notifications, both remembered per browser -------
   var prefs = { sound: "coachline.alert.sound", notify: "coachline.alert.notify" };
   function pref(name) { try { return window.localStorage.getItem(prefs[name]) === "1"; } catch (e) { return false; } }
@@ -232,6 +258,7 @@
       socket.sendRaw({ type: "visitor", conversation_id: c.conversation_id });
     }
     updateCount();
+    emit("chat", entry, c);
   }
 
   function updateCount() {
@@ -261,6 +288,7 @@
       tag.textContent = " [/" + m.meta.canned.shortcut + (m.meta.canned.edited ? ", edited" : "") + "]";
       li.appendChild(tag);
     }
+    emit("message", li, m);
     var after = null;
     entry.log.querySelectorAll("li[data-seq]").forEach(function (el) { if (!after && Number(el.dataset.seq) > m.seq) after = el; });
     entry.log.insertBefore(li, after);
@@ -433,7 +461,9 @@
             entry.el.querySelector(".offer").hidden = true;
             entry.el.querySelector(".active-tools").hidden = true;
             entry.el.querySelector(".title").textContent += " — " + (f.type === "ended" ? "ended" : "no longer yours (" + f.reason + ")");
+            entry.el.querySelector(".typing").hidden = true;
             updateCount();
+            emit("chat", entry, { conversation_id: f.conversation_id, status: entry.status });
           }
           break;
         case "presence": $("presence").value = f.status; if (f.reason === "missed_offer") showError("You missed a chat and were set to away."); break;
@@ -443,6 +473,7 @@
           break;
         case "error": showError(f.message); break;
       }
+      emit("frame", f);
     }
   });
 

@@ -25,7 +25,21 @@
       b.textContent = who + ": ";
       li.appendChild(b);
     }
-    window.CoachlineText.appendLinked(li, frame.body);
+    if (frame.attachment) {
+      // A file: a link to it (and a preview of an image) instead of "[Attachment: name]".
+      var a = document.createElement("a");
+      a.href = frame.attachment.url; a.target = "_blank"; a.rel = "noopener";
+      if (frame.attachment.is_image) {
+        var img = document.createElement("img");
+        img.src = frame.attachment.url; img.alt = frame.attachment.name; img.className = "preview";
+        a.appendChild(img);
+      } else {
+        a.textContent = frame.attachment.name;
+      }
+      li.appendChild(a);
+    } else {
+      window.CoachlineText.appendLinked(li, frame.body);
+    }
     // Keep order by sequence even when frames arrive out of order after a reconnect.
     var after = null;
     log.querySelectorAll("li[data-seq]").forEach(function (el) {
@@ -62,6 +76,7 @@
     },
     onOpen: function () {
       socket.sendRaw({ type: "hello", token: localStorage.getItem(TOKEN_KEY), last_seq: lastSeq,
+                       conversation_id: conversationId,
                        page_url: window.location.href, referrer: document.referrer || null });
     },
     onFrame: function (f) {

@@ -26,7 +26,8 @@
     draft: saved.draft || "",
     open: !!saved.open,
     surveyed: saved.surveyed || [],      // conversation ids whose survey was answered
-    invitationId: saved.invitationId || null
+    invitationId: saved.invitationId || null,
+    visit: saved.visit || null           // {started, seen, invited: [rule ids]}: time on the site
   };
   function persist() {
     try { window.localStorage.setItem(KEY, JSON.stringify(store)); } catch (e) { /* private mode: in-memory only */ }
@@ -108,7 +109,10 @@
   var composer = el("form", { class: "composer" });
   var input = el("textarea", { rows: "2", maxlength: "4000", "aria-label": "Message" });
   var sendButton = el("button", { type: "submit", class: "primary" }, "Send");
-  composer.appendChild(input); composer.appendChild(sendButton);
+  var fileInput = el("input", { type: "file", hidden: "" });
+  var attachButton = el("button", { type: "button", class: "attach-button", "aria-label": "Attach a file", title: "Attach a file" }, "📎");
+  attachButton.hidden = true;
+  composer.appendChild(input); composer.appendChild(attachButton); composer.appendChild(fileInput); composer.appendChild(sendButton);
   var endButton = el("button", { type: "button", class: "end" }, "End chat");
   [agentCard, statusLine, log, typingLine, composer, endButton].forEach(function (n) { chatView.appendChild(n); });
 
@@ -149,7 +153,8 @@
   // --- state -------------------------------------------------------------------------------
   var config = null, ws = null, attempt = 0, everOpened = false, identified = false, pingTimer = null;
   var seen = new Set(), conversation = null, pendingInvitation = null, typingTimer = null, typingSent = 0;
-  var refused = false;
+  var refused = false, blocked = false;
+  var ACK_TIMEOUT_MS = 5000;  // no ack by then: resend (same client_id, stored once) and say so
 
   function showNotice(text) { notice.textContent = text || ""; notice.hidden = !text; }
   function showFormError(text) { formError.textContent = text || ""; formError.hidden = !text; }
@@ -178,11 +183,11 @@
 
   function applyDepartment() {
     var d = department(deptSelect.value);
-    var offline = !!d && !d.available;
+    var offline = blocked || (!!d && !d.available);
     var req = d ? d.require : { name: false, email: false, message: false };
     form.classList.toggle("offline", offline);
     offlineText.hidden = !offline;
-    offlineText.textContent = offline ? d.offline_message : "";
+    offlineText.textContent = offline ? (d ? d.offline_message : "") : "";
     var needName = req.name, needEmail = offline || req.email, needQuestion = offline || req.message;
     nameLabel.firstChild.textContent = "Your name" + (needName ? "" : " (optional)");
     emailLabel.firstChild.textContent = "E-mail" + (needEmail ? "" : " (optional)");
@@ -220,7 +225,8 @@
     li.dataset.seq = m.seq;
     var who = m.role === "visitor" ? "You" : (m.author || (m.role === "system" ? "" : "Agent"));
     if (who) li.appendChild(el("strong", {}, who + ": "));
-    appendLinked(li, m.body);
+    if (m.attachment) li.appendChild(attachmentView(m.attachment));
+    else appendLinked(li, m.body);
     insertOrdered(li, m.seq);
     store.lastSeq = Math.max(store.lastSeq, m.seq); persist();
     log.scrollTop = log.scrollHeight;
@@ -236,13 +242,20 @@
       li.appendChild(el("span", { class: "state" }));
       log.appendChild(li);
     }
-    li.classList.toggle("failed", state === "failed");
+    li.classList.toggle("failed", state === "failed" || state === "retrying");
     var stateEl = li.querySelector(".state");
     stateEl.textContent = "";
-    if (state === "failed") {
+    if (state === "retrying") {
+      // No answer yet (a lost frame, a slow or broken connection): it is resent by itself with
+      // the same client_id, which the server stores once. Retry only hurries it.
+      stateEl.appendChild(document.createTextNode(" Not sent yet, retrying… "));
+      var now = el("button", { type: "button", class: "retry" }, "Retry now");
+      now.addEventListener("click", function () { entry.tries = 0; sendMessage(entry); });
+      stateEl.appendChild(now);
+    } else if (state === "failed") {
       stateEl.appendChild(document.createTextNode(" Not sent" + (entry.reason ? " (" + entry.reason + ")" : "") + ". "));
       var retry = el("button", { type: "button", class: "retry" }, "Retry");
-      retry.addEventListener("click", function () { entry.failed = false; entry.reason = ""; sendMessage(entry); });
+      retry.addEventListener("click", function () { entry.failed = false; entry.reason = ""; entry.tries = 0; sendMessage(entry); });
       var edit = el("button", { type: "button", class: "edit" }, "Edit");
       edit.addEventListener("click", function () {
         // Nothing typed is lost: the text goes back into the composer.
@@ -257,6 +270,8 @@
   }
 
   function dropOutbox(clientId) {
+    var timer = ackTimers[clientId];
+    if (timer) { window.clearTimeout(timer); delete ackTimers[clientId]; }
     store.outbox = store.outbox.filter(function (e) { return e.client_id !== clientId; }); persist();
   }
   function findOutbox(clientId) {
@@ -264,12 +279,100 @@
     return null;
   }
 
+  var ackTimers = {};  // client_id -> timer waiting for the ack
   function sendMessage(entry) {
     if (!findOutbox(entry.client_id)) store.outbox.push(entry);
     persist();
-    renderPending(entry, entry.failed ? "failed" : "sending");
-    if (!entry.failed) send({ type: "message", body: entry.body, client_id: entry.client_id });
+    renderPending(entry, entry.failed ? "failed" : entry.tries ? "retrying" : "sending");
+    if (entry.failed) return;
+    send({ type: "message", body: entry.body, client_id: entry.client_id });
+    window.clearTimeout(ackTimers[entry.client_id]);
+    // Waits longer after each try (5, 10, 20, 30 s); a reconnect resends at once anyway.
+    ackTimers[entry.client_id] = window.setTimeout(function () {
+      delete ackTimers[entry.client_id];
+      if (!findOutbox(entry.client_id) || entry.failed) return;
+      entry.tries = (entry.tries || 0) + 1;
+      sendMessage(entry);
+    }, Math.min(30000, ACK_TIMEOUT_MS * Math.pow(2, entry.tries || 0)));
   }
+
+  // --- files ---------------------------------------------------------------------------------
+  function humanSize(n) {
+    if (n < 1024) return n + " bytes";
+    if (n < 1048576) return Math.round(n / 1024) + " KB";
+    return (n / 1048576).toFixed(1) + " MB";
+  }
+  function attachmentView(a) {
+    // a.url is a path on the chat server, not on the host page's site.
+    var url = new URL(a.url, BASE).href;
+    var box = el("span", { class: "attachment" });
+    if (a.is_image) {
+      var imgLink = el("a", { href: url, target: "_blank", rel: "noopener" });
+      imgLink.appendChild(el("img", { src: url, alt: a.name }));
+      box.appendChild(imgLink);
+    }
+    box.appendChild(el("a", { href: url, target: "_blank", rel: "noopener" }, a.name + " (" + humanSize(a.size) + ")"));
+    return box;
+  }
+  function renderUpload(clientId, file, state, reason) {
+    var li = log.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
+    if (!li) {
+      li = el("li", { class: "msg msg-visitor pending upload" });
+      li.dataset.clientId = clientId;
+      li.appendChild(el("strong", {}, "You: "));
+      li.appendChild(document.createTextNode(file.name + " (" + humanSize(file.size) + ")"));
+      li.appendChild(el("span", { class: "state" }));
+      log.appendChild(li);
+    }
+    li.classList.toggle("failed", state === "failed");
+    var stateEl = li.querySelector(".state");
+    stateEl.textContent = "";
+    if (state === "failed") {
+      stateEl.appendChild(document.createTextNode(" Not sent (" + reason + "). "));
+      var retry = el("button", { type: "button", class: "retry" }, "Retry");
+      retry.addEventListener("click", function () { upload(clientId, file); });
+      var remove = el("button", { type: "button", class: "remove" }, "Remove");
+      remove.addEventListener("click", function () { li.remove(); });
+      stateEl.appendChild(retry); stateEl.appendChild(remove);
+    } else {
+      stateEl.textContent = state === "sent" ? " ✓ Sent" : " Sending…";
+    }
+    stateEl.dataset.state = state;
+    log.scrollTop = log.scrollHeight;
+  }
+  function upload(clientId, file) {
+    renderUpload(clientId, file, "sending");
+    var body = new FormData();
+    body.append("token", store.token || "");
+    body.append("client_id", clientId);  // the same on a retry: the server stores the file once
+    body.append("file", file);
+    fetch(BASE + "/chat/attachments/", { method: "POST", body: body, credentials: "omit" })
+      .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
+      .then(function (res) {
+        if (!res.ok) { renderUpload(clientId, file, "failed", res.body.error ? res.body.error.message : "error"); return; }
+        // The message frame replaces this line; after a lost frame the next sync brings it.
+        var pendingLine = log.querySelector('li.pending[data-client-id="' + CSS.escape(clientId) + '"]');
+        if (pendingLine) renderUpload(clientId, file, "sent");
+      }, function () { renderUpload(clientId, file, "failed", "network error"); });
+  }
+  function chooseFile(file) {
+    var conf = (config && config.attachments) || { enabled: false };
+    var ext = (file.name.split(".").pop() || "").toLowerCase();
+    if (!conf.enabled) { showNotice("Sending files is switched off."); return; }
+    if (file.name.indexOf(".") < 0 || conf.extensions.indexOf(ext) < 0) {
+      showNotice("Files of this type cannot be sent. Allowed: " + conf.extensions.join(", ") + "."); return;
+    }
+    if (file.size > conf.max_bytes) {
+      showNotice("The file is too large (" + humanSize(file.size) + "); at most " + humanSize(conf.max_bytes) + "."); return;
+    }
+    showNotice("");
+    upload(uuid(), file);
+  }
+  attachButton.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    if (fileInput.files[0]) chooseFile(fileInput.files[0]);
+    fileInput.value = "";
+  });
 
   function agentCardFor(a) {
     agentCard.textContent = "";
@@ -339,6 +442,7 @@
     socket.onopen = function () {
       everOpened = true; attempt = 0; connection.textContent = "";
       socket.send(JSON.stringify({ type: "hello", token: store.token, last_seq: store.lastSeq,
+        conversation_id: store.conversationId,
         page_url: window.location.href.slice(0, 2000), referrer: document.referrer ? document.referrer.slice(0, 2000) : null }));
       pingTimer = window.setInterval(function () { send({ type: "ping" }); }, 20000);
     };
@@ -367,6 +471,7 @@
     switch (f.type) {
       case "welcome":
         identified = true;
+        if (!!f.blocked !== blocked) { blocked = !!f.blocked; applyDepartment(); }
         if (f.token) { store.token = f.token; store.lastSeq = 0; store.conversationId = null; persist(); }
         if (f.visitor) {
           if (!nameInput.value) nameInput.value = f.visitor.name || "";
@@ -384,7 +489,7 @@
           if (store.conversationId) { store.conversationId = null; store.lastSeq = 0; persist(); }
           if (chatView.hidden && after.hidden && offlineDone.hidden) showView("form");
         }
-        store.outbox.forEach(function (e) { if (!e.failed) send({ type: "message", body: e.body, client_id: e.client_id }); });
+        store.outbox.forEach(function (e) { if (!e.failed) sendMessage(e); });
         break;
       case "history":
         switchTo(f.conversation_id);
@@ -404,6 +509,13 @@
       case "ack":
         var entry = findOutbox(f.client_id);
         if (entry) { renderPending(entry, "sent"); dropOutbox(f.client_id); }
+        // The message itself normally follows its ack at once; if that frame was lost (or this
+        // was the answer to a resend, which is not broadcast again), fetch it.
+        window.setTimeout(function () {
+          if (!seen.has(f.seq) && conversation && f.conversation_id === conversation.conversation_id) {
+            send({ type: "sync", last_seq: Math.max(0, Math.min(store.lastSeq, f.seq - 1)) });
+          }
+        }, 2000);
         break;
       case "typing":
         if (f.role === "visitor") break;
@@ -430,6 +542,8 @@
         break;
       case "invitation":
         if (f.invitation_id && !conversation && panel.hidden) {
+          var v = visit();
+          if (v.invited.indexOf(f.rule_id) < 0) { v.invited.push(f.rule_id); persist(); }
           pendingInvitation = f;
           inviteText.textContent = f.message;
           invite.hidden = false;
@@ -444,7 +558,7 @@
   function onError(f) {
     var entry = f.ref ? findOutbox(f.ref) : null;
     if (entry) {
-      if (f.code === "internal") return;  // kept; resent after the next reconnect
+      if (f.code === "internal") return;  // kept; its ack timer resends it
       entry.failed = true; entry.reason = f.message; persist();
       renderPending(entry, "failed");
       return;
@@ -453,6 +567,12 @@
       store.token = null; store.lastSeq = 0; store.conversationId = null; persist();
       send({ type: "hello", token: null, last_seq: 0 });
       return;
+    }
+    if (f.code === "blocked") {
+      // This visitor may leave a message but not chat: the form becomes the offline form, with
+      // everything typed still in it.
+      blocked = true; applyDepartment();
+      showFormError(f.message); formPending = null; return;
     }
     if (formPending === "start" || formPending === "offline") { showFormError(f.message); formPending = null; return; }
     if (formPending === "survey") { showNotice(f.message); formPending = null; return; }
@@ -473,7 +593,7 @@
       return;
     }
     if (!identified) { showFormError("Still connecting… please try again in a moment."); return; }
-    if (d && !d.available) {
+    if (blocked || (d && !d.available)) {
       formPending = "offline";
       send({ type: "offline", department: deptSelect.value, name: nameInput.value, email: emailInput.value, message: questionInput.value });
       return;
@@ -488,10 +608,14 @@
 
   function saveDraft() { store.draft = input.value; persist(); }
   input.value = store.draft;
+  var typingStop = null;
   input.addEventListener("input", function () {
     saveDraft();
     var now = Date.now();
     if (now - typingSent > 3000) { typingSent = now; send({ type: "typing", active: true }); }
+    // A pause ends "is typing…" on the agent's side, sent or not.
+    window.clearTimeout(typingStop);
+    typingStop = window.setTimeout(function () { typingSent = 0; send({ type: "typing", active: false }); }, 3000);
   });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); composer.requestSubmit(); }
@@ -502,6 +626,7 @@
     if (!text.trim()) return;
     sendMessage({ client_id: uuid(), body: text });
     input.value = ""; saveDraft();
+    window.clearTimeout(typingStop);
     typingSent = 0; send({ type: "typing", active: false });
   });
   endButton.addEventListener("click", function () { send({ type: "end" }); });
@@ -546,13 +671,31 @@
     var rx = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
     return new RegExp("^" + rx + "$");
   }
+  // "Seconds on the site" count from the visit's first page, across page loads: the visit is
+  // kept with the rest in localStorage and ends after 30 minutes without a page of the site open
+  // (chat/widget.py VISIT_SECONDS). A rule invites once per visit.
+  var VISIT_GAP_MS = 30 * 60 * 1000;
+  function visit() {
+    var now = Date.now();
+    if (!store.visit || !(now - store.visit.seen <= VISIT_GAP_MS)) store.visit = { started: now, seen: now, invited: [] };
+    store.visit.seen = now;
+    store.visit.invited = store.visit.invited || [];
+    persist();
+    return store.visit;
+  }
+  visit();
+  window.setInterval(visit, 5000);
+  window.addEventListener("pagehide", visit);
   function scheduleInvitations() {
     (config.invitation_rules || []).forEach(function (rule) {
       if (!wildcard(rule.url_pattern).test(window.location.href)) return;
-      window.setTimeout(function () {
-        if (conversation || !panel.hidden || !identified) return;
+      if (visit().invited.indexOf(rule.id) >= 0) return;
+      var onSite = (Date.now() - visit().started) / 1000;
+      window.setTimeout(function ask() {
+        if (conversation || !panel.hidden || blocked) return;
+        if (!identified) { window.setTimeout(ask, 1000); return; }  // the socket is still opening
         send({ type: "invite_request", rule_id: rule.id, page_url: window.location.href.slice(0, 2000) });
-      }, rule.seconds_on_page * 1000);
+      }, Math.max(0, rule.seconds_on_page - onSite) * 1000);
     });
   }
 
@@ -572,6 +715,9 @@
         deptSelect.textContent = "";
         c.departments.forEach(function (d) { deptSelect.appendChild(new Option(d.name, d.slug)); });
         if (department(current)) deptSelect.value = current;
+        var files = c.attachments || { enabled: false, extensions: [] };
+        attachButton.hidden = !files.enabled;
+        fileInput.setAttribute("accept", files.extensions.map(function (e) { return "." + e; }).join(","));
         extraQuestions.textContent = "";
         (c.survey_questions || []).forEach(function (q) {
           extraQuestions.appendChild(field(q.text + " (optional)", el("textarea", { name: q.key, rows: "2", maxlength: "2000" })));

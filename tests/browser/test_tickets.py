@@ -26,7 +26,16 @@ def alice(department):
     )
 
 
-async def test_ticket_created_from_the_workspace_and_answered(open_page, alice):
+@pytest.fixture
+def bob(department):
+    return AgentFactory(
+        user=UserFactory(username="bob", password=PASSWORD),
+        display_name="Bob Agent",
+        departments=[department],
+    )
+
+
+async def test_ticket_created_from_the_workspace_and_answered(open_page, alice, bob):
     agent = await open_page()
     await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
     presence = agent.locator("#presence")
@@ -68,3 +77,22 @@ async def test_ticket_created_from_the_workspace_and_answered(open_page, alice):
         lambda: Ticket.objects.select_related("conversation__visitor").get()
     )
     assert (ticket.status, ticket.conversation.visitor.name) == ("solved", "Vera Visitor")
+
+    # Alice hands the ticket to Bob; Bob's workspace tells him, the thread keeps the change.
+    bob_page = await open_page()
+    await log_in_browser(bob_page, username="bob", password=PASSWORD, next_path="/agent/")
+    await expect(bob_page.locator("#presence")).to_be_enabled()
+    await ticket_page.get_by_label("Assignee").select_option(label="Bob Agent")
+    await ticket_page.get_by_role("button", name="Assign").click()
+    await expect(ticket_page.locator(".ticket-thread")).to_contain_text(
+        "Alice Agent assigned the ticket to Bob Agent (was Alice Agent)."
+    )
+    await expect(ticket_page.locator(".ticket-meta")).to_contain_text("assignee Bob Agent")
+    note = bob_page.locator("#notifications li").filter(has_text="Alice Agent gave you a ticket")
+    await expect(note.get_by_role("link")).to_have_text(
+        f"Ticket {ticket_id}: Please send me the invoice again."
+    )
+    # Now Bob holds it: Alice may no longer give it away.
+    await expect(ticket_page.locator(".ticket-assign")).to_contain_text(
+        "Only a supervisor of this department can give it to someone else."
+    )

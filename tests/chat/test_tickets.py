@@ -203,3 +203,77 @@ def test_ticket_pages_need_a_login(department, client):
     assert client.get("/tickets/").status_code == 302
     assert client.get(f"/tickets/{ticket.pk}/").status_code == 302
     assert client.post("/tickets/from-chat/", {"conversation_id": 1}).status_code == 302
+
+
+# --- reassignment -------------------------------------------------------------------------
+
+
+def test_an_agent_takes_an_unassigned_ticket_and_hands_it_to_a_colleague(
+    agent, second_agent, department, django_capture_on_commit_callbacks
+):
+    ticket = make_ticket(department)
+    client = staff_client(agent.user)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "Take it" in page and "Bob Agent" in page  # the department's agents are offered
+    assert client.post(f"/tickets/{ticket.pk}/", {"assignee": str(agent.pk)}).status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.assignee == agent
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert client.post(f"/tickets/{ticket.pk}/", {"assignee": str(second_agent.pk)}).status_code == 302
+    assert callbacks  # the workspace of the new assignee is told (ticket_assigned)
+    ticket.refresh_from_db()
+    assert ticket.assignee == second_agent
+    notes = list(ticket.messages.filter(kind=TicketMessage.Kind.NOTE).values_list("body", flat=True))
+    assert notes == [
+        "Alice Agent took the ticket.",
+        "Alice Agent assigned the ticket to Bob Agent (was Alice Agent).",
+    ]
+    entries = AuditEntry.objects.filter(action="ticket.assign").order_by("pk")
+    assert [e.details for e in entries] == [
+        {"from": None, "to": agent.pk},
+        {"from": agent.pk, "to": second_agent.pk},
+    ]
+    # The same assignee again changes nothing and records nothing.
+    staff_client(second_agent.user).post(f"/tickets/{ticket.pk}/", {"assignee": str(second_agent.pk)})
+    assert AuditEntry.objects.filter(action="ticket.assign").count() == 2
+    # The list's "Me" filter.
+    assert "Parcel" in staff_client(second_agent.user).get("/tickets/?assignee=me").content.decode()
+    assert "Parcel" not in client.get("/tickets/?assignee=me").content.decode()
+
+
+def test_an_agent_cannot_take_a_colleagues_ticket_but_a_supervisor_can(
+    agent, second_agent, department, department_supervisor
+):
+    ticket = make_ticket(department, assignee=second_agent)
+    client = staff_client(agent.user)
+    page = client.get(f"/tickets/{ticket.pk}/").content.decode()
+    assert "Only a supervisor of this department" in page
+    response = client.post(f"/tickets/{ticket.pk}/", {"assignee": str(agent.pk)})
+    assert response.status_code == 400 and "Bob Agent holds this ticket" in response.content.decode()
+    ticket.refresh_from_db()
+    assert ticket.assignee == second_agent
+    denied = AuditEntry.objects.get(action="ticket.assign")
+    assert denied.outcome == AuditEntry.Outcome.DENIED
+    # The department's supervisor may give it to anyone of the department, or to nobody.
+    supervisor = staff_client(department_supervisor)
+    assert supervisor.post(f"/tickets/{ticket.pk}/", {"assignee": str(agent.pk)}).status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.assignee == agent
+    assert supervisor.post(f"/tickets/{ticket.pk}/", {"assignee": "none"}).status_code == 302
+    ticket.refresh_from_db()
+    assert ticket.assignee is None
+    assert ticket.messages.filter(kind="note").last().body == "Sue Supervisor removed the assignee (Alice Agent)."
+
+
+def test_a_ticket_goes_only_to_an_agent_of_its_department(agent, department, make_agent, other_department):
+    ticket = make_ticket(department)
+    outsider = make_agent("olga", "Olga Other", [other_department])
+    client = staff_client(agent.user)
+    for value in (str(outsider.pk), "999999", "someone"):
+        response = client.post(f"/tickets/{ticket.pk}/", {"assignee": value})
+        assert response.status_code == 400
+    ticket.refresh_from_db()
+    assert ticket.assignee is None and not AuditEntry.objects.filter(action="ticket.assign").exists()
+    # A ticket of another department cannot be reached at all.
+    theirs = make_ticket(other_department)
+    assert client.post(f"/tickets/{theirs.pk}/", {"assignee": str(agent.pk)}).status_code == 404

@@ -139,6 +139,9 @@ ADMIN_CHANGELISTS: dict[str, set[str]] = {
     "chat.surveyresponse": {SUPERVISOR, ADMIN},
     "chat.ticket": {SUPERVISOR, ADMIN},
     "chat.widgetdepartmentsettings": {SUPERVISOR, ADMIN},
+    # Blocks agents made: supervisors review and lift them. What files may be sent: administrators.
+    "chat.visitorblock": {SUPERVISOR, ADMIN},
+    "chat.attachmentsettings": {ADMIN},
     "coaching.review": {SUPERVISOR, ADMIN},
     "coaching.samplingrule": {SUPERVISOR, ADMIN},
     "coaching.scenario": {SUPERVISOR, ADMIN},

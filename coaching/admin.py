@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from chat import readback
 from chat.models import Message
 from coaching import access, selectors, services
 from coaching.models import Annotation, Criterion, Review, SamplingRule, Scenario, Scorecard
@@ -82,7 +83,9 @@ class AnnotationInline(admin.StackedInline):
             # The lines of this chat only, as the transcript above numbers them.
             review = getattr(request, "_coaching_review", None)
             kwargs["queryset"] = (
-                Message.objects.filter(conversation_id=review.conversation_id).order_by("seq")
+                Message.objects.filter(conversation_id=review.conversation_id)
+                .select_related("conversation")
+                .order_by("seq")
                 if review is not None
                 else Message.objects.none()
             )
@@ -97,7 +100,9 @@ class AnnotationInline(admin.StackedInline):
 def _message_choice(m: Message) -> str:
     marks = {"internal": " (internal)", "whisper": " (whisper)"}.get(m.visibility, "")
     canned = " [canned]" if (m.meta or {}).get("canned") else ""
-    body = m.body if len(m.body) <= 70 else m.body[:69] + "…"
+    # Read back like every other transcript line: the archive's masking rules apply here too.
+    body = readback.text(m.body, department_id=m.conversation.department_id)
+    body = body if len(body) <= 70 else body[:69] + "…"
     return f"#{m.pk} {m.role}{marks}{canned}: {body}"
 
 

@@ -367,7 +367,8 @@ class AgentConsumer(JsonFrameConsumer):
         for department in departments:
             waiting = assignment.queue_positions(department_id=department.pk)
             queue.extend(frames.queue_entry(c, i) for i, c in enumerate(waiting, start=1))
-        held = selectors.held_conversations(agent=profile)
+        # Ended chats still waiting for a disposition come back after a reload, to be closed.
+        held = selectors.held_conversations(agent=profile) + selectors.awaiting_close(agent=profile)
         return {
             "type": "state",
             "me": {
@@ -485,7 +486,9 @@ class AgentConsumer(JsonFrameConsumer):
             after_seq = history["messages"][-1]["seq"]
 
     def _history(self, conversation_id: Any, after_seq: int) -> dict[str, Any]:
-        conversation = selectors.get_conversation_for_staff(user=self.user, conversation_id=conversation_id)
+        conversation = selectors.get_conversation_for_staff(
+            user=self.user, conversation_id=conversation_id, awaiting_close_too=True
+        )
         messages = selectors.staff_messages_after(conversation=conversation, user=self.user, after_seq=after_seq)
         names = display_names([m.sender_id for m in messages if m.sender_id])
         return {

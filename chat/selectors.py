@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q
+from django.utils import timezone
 
 from chat.errors import NotFound
 from chat.models import AgentProfile, Conversation, Message, Visitor, hash_token
@@ -58,13 +62,21 @@ def get_conversation_for_visitor(*, visitor: Visitor, conversation_id: object) -
     return conversation
 
 
-def get_conversation_for_staff(*, user: AbstractBaseUser, conversation_id: object) -> Conversation:
-    """The agent currently holding it (offered or active) or a superuser; everyone else: not found."""
+def get_conversation_for_staff(
+    *, user: AbstractBaseUser, conversation_id: object, awaiting_close_too: bool = False
+) -> Conversation:
+    """The agent currently holding it (offered or active) or a superuser; everyone else: not found.
+
+    `awaiting_close_too` (reading history only) also lets the agent who held a chat last read it
+    while it waits for the disposition (see awaiting_close)."""
     if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
         raise NotFound()
     qs = Conversation.objects.filter(pk=conversation_id).select_related("department", "agent", "visitor")
     if not getattr(user, "is_superuser", False):
-        qs = qs.filter(agent__user=user, status__in=Conversation.HELD_STATUSES)
+        held = Q(status__in=Conversation.HELD_STATUSES)
+        if awaiting_close_too:
+            held |= _awaiting_close_q()
+        qs = qs.filter(held, agent__user=user)
     conversation = qs.first()
     if conversation is None:
         raise NotFound()
@@ -76,6 +88,25 @@ def held_conversations(*, agent: AgentProfile) -> list[Conversation]:
         Conversation.objects.filter(agent=agent, status__in=Conversation.HELD_STATUSES)
         .select_related("department", "agent", "visitor")
         .order_by("created_at")
+    )
+
+
+# How long an ended chat without a disposition stays in its agent's workspace (across reloads and
+# reconnects) to be closed; after that it is only in the transcripts list.
+AWAITING_CLOSE_HOURS = 12
+
+
+def _awaiting_close_q() -> Q:
+    since = timezone.now() - timedelta(hours=AWAITING_CLOSE_HOURS)
+    return Q(status=Conversation.Status.ENDED, disposition="", ended_at__gte=since)
+
+
+def awaiting_close(*, agent: AgentProfile) -> list[Conversation]:
+    """Chats this agent ended (or held when they ended) that still wait for a disposition."""
+    return list(
+        Conversation.objects.filter(_awaiting_close_q(), agent=agent)
+        .select_related("department", "agent", "visitor")
+        .order_by("ended_at")
     )
 
 

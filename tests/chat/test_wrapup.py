@@ -211,6 +211,38 @@ async def test_only_the_agent_who_held_the_chat_closes_it(agent, second_agent):
         await c.disconnect()
 
 
+async def test_an_ended_chat_waits_for_its_disposition_across_a_reload(agent, second_agent):
+    visitor, agent_comm, conversation_id, _ = await open_chat()
+    await agent_comm.send_json_to({"type": "message", "conversation_id": conversation_id, "body": "bye", "client_id": "b1"})
+    await receive_until(agent_comm, lambda f: f["type"] == "message" and f["body"] == "bye")
+    await agent_comm.send_json_to({"type": "end", "conversation_id": conversation_id})
+    await receive_until(agent_comm, of_type("ended"))
+    await agent_comm.disconnect()
+
+    # The page is reloaded: the ended chat is back, with its history, to be closed.
+    again, state = await agent_socket("alice")
+    (shown,) = [c for c in state["conversations"] if c["conversation_id"] == conversation_id]
+    assert shown["status"] == "ended"
+    await again.send_json_to({"type": "sync", "conversation_id": conversation_id, "last_seq": 0})
+    history = await receive_until(again, of_type("history"))
+    assert "bye" in [m["body"] for m in history["messages"]]
+    # Nobody else gets it, nor its history.
+    bob, bob_state = await agent_socket("bob")
+    assert conversation_id not in [c["conversation_id"] for c in bob_state["conversations"]]
+    error = await error_of(bob, {"type": "sync", "conversation_id": conversation_id, "last_seq": 0})
+    assert error["code"] == "not_found"
+
+    await again.send_json_to({"type": "close", "conversation_id": conversation_id, "disposition": "resolved"})
+    await receive_until(again, of_type("closed"))
+    await again.disconnect()
+    closed_state = (await agent_socket("alice"))
+    assert conversation_id not in [c["conversation_id"] for c in closed_state[1]["conversations"]]
+    error = await error_of(closed_state[0], {"type": "sync", "conversation_id": conversation_id, "last_seq": 0})
+    assert error["code"] == "not_found"
+    for c in (visitor, bob, closed_state[0]):
+        await c.disconnect()
+
+
 async def test_a_chat_that_never_reached_an_agent_takes_no_disposition(agent):
     agent_comm, _ = await agent_socket("alice")
     await agent_comm.send_json_to({"type": "presence", "status": "online"})

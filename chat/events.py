@@ -13,6 +13,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chat.errors import outage_of
+
 log = logging.getLogger(__name__)
 
 
@@ -57,5 +59,8 @@ def _send(group: str, event: dict[str, Any]) -> None:
         return
     try:
         async_to_sync(layer.group_send)(group, event)
-    except Exception:  # noqa: BLE001 - a lost event is recovered by resync; a raised one would undo nothing
-        log.exception("channel layer send to %s failed; clients will resync from the database", group)
+    except Exception as exc:  # a lost event is recovered by resync; a raised one would undo nothing
+        if outage_of(exc) is None:
+            log.exception("channel layer send to %s failed; clients will resync from the database", group)
+        else:  # one line each: in an outage every event fails alike
+            log.warning("channel layer send to %s failed (%s); clients will resync from the database", group, exc)

@@ -64,9 +64,9 @@ def table(summary: dict) -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     lines = [
-        f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
-        f"{summary['conversations']} conversations ({summary['sockets']} sockets), two daphne processes, "
-        f"{summary['messages']} messages in {summary['seconds']} s.",
+        (f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
+         f"{summary['conversations']} conversations ({summary['sockets']} sockets), two daphne processes, "
+         f"{summary['messages']} messages in {summary['seconds']} s."),
         "",
         "| Fault | Lasted s | Clients back and caught up: median s | max s | /readyz during the fault | Failing parts named | Slowest /readyz ms |",
         "|---|---:|---:|---:|---|---|---:|",

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -24,13 +25,14 @@ from chat import (
     events,
     frames,
     heartbeats,
+    layer_watch,
     selectors,
     services,
     sweeper,
     visitor_panel,
 )
 from chat.dbpool import message_sync_to_async
-from chat.errors import ChatError, InvalidInput
+from chat.errors import ChatError, InvalidInput, outage_of
 from chat.models import Message
 from chat.pipeline import display_names
 
@@ -51,6 +53,29 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     """Turns raw frames into dicts and every refusal into a documented error frame."""
 
     handlers: dict[str, str] = {}
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        layer_watch.register(self)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        layer_watch.unregister(self)
+        try:
+            await super().websocket_disconnect(message)
+        except Exception as exc:
+            # Clean-up needs the layer and the database; in an outage it cannot finish, and the
+            # socket is gone anyway (group memberships go with the process' subscriptions).
+            if outage_of(exc) is None:
+                raise
+            log.warning("disconnect clean-up skipped: %s unavailable (%s)", outage_of(exc), exc)
+            raise StopConsumer() from None
+
+    async def close_for_outage(self, exc: BaseException, what: str) -> None:
+        """A dependency is down while setting the socket up: close with 4503 so the client
+        reconnects later with backoff, instead of a socket that can never be used."""
+        log.warning("%s failed: %s unavailable (%s); closing with %d", what, outage_of(exc), exc,
+                    layer_watch.CLOSE_RESYNC)
+        await self.close(code=layer_watch.CLOSE_RESYNC)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=orjson.dumps(frame).decode())
@@ -92,8 +117,12 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
             await getattr(self, method)(data)
         except ChatError as exc:
             await self.send_error(exc.code, exc.message, ref=ref)
-        except Exception:
-            log.exception("frame %s failed", data["type"][:40])
+        except Exception as exc:
+            if (dependency := outage_of(exc)) is not None:
+                # One line, not a traceback per frame: in an outage every frame fails alike.
+                log.warning("frame %s failed: %s unavailable (%s)", data["type"][:40], dependency, exc)
+            else:
+                log.exception("frame %s failed", data["type"][:40])
             await self.send_error("internal", "Something went wrong on our side; nothing was lost. Try again.", ref=ref)
 
 
@@ -142,6 +171,15 @@ class VisitorConsumer(JsonFrameConsumer):
     async def on_hello(self, data: dict[str, Any]) -> None:
         if self.visitor is not None:
             raise ChatError("hello was already sent on this connection.", code="already_hello")
+        try:
+            await self._hello(data)
+        except Exception as exc:
+            self.visitor = None  # not identified: a client may say hello again
+            if isinstance(exc, ChatError) or outage_of(exc) is None:
+                raise
+            await self.close_for_outage(exc, "hello")
+
+    async def _hello(self, data: dict[str, Any]) -> None:
         last_seq = _int_field(data, "last_seq", default=0)
         # The chat `last_seq` belongs to; without it the server can only guess (see _welcome_state).
         followed = data.get("conversation_id")
@@ -347,6 +385,14 @@ class AgentConsumer(JsonFrameConsumer):
         self.department_ids: list[int] = []
         await self.accept()
         sweeper.ensure_running()
+        try:
+            await self._start()
+        except Exception as exc:
+            if outage_of(exc) is None:
+                raise
+            await self.close_for_outage(exc, "agent socket set-up")
+
+    async def _start(self) -> None:
         await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
         state = await database_sync_to_async(self._state)()
         await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)

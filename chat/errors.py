@@ -30,3 +30,26 @@ class NotFound(ChatError):
 
 class Conflict(ChatError):
     code = "conflict"
+
+
+def outage_of(exc: BaseException) -> str | None:
+    """Which dependency an exception says is down ("database", "channel layer"), or None for a bug.
+
+    An outage is answered with the retryable `internal` error (or, while a socket is being set
+    up, close code 4503) and one log line; a bug keeps its traceback."""
+    from django.db import DatabaseError, InterfaceError, OperationalError
+
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # the embedded default runs without redis
+        RedisConnectionError = RedisTimeoutError = ()  # type: ignore[assignment,misc]
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "database"
+    if isinstance(exc, DatabaseError) and "connection" in str(exc).lower():
+        return "database"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "channel layer"
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return "channel layer"
+    return None

@@ -6,12 +6,15 @@ every event a client needs is also in the database and clients resync by sequenc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from chat.errors import outage_of
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,19 @@ def _send(group: str, event: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, event)
-    except Exception:  # noqa: BLE001 - a lost event is recovered by resync; a raised one would undo nothing
-        log.exception("channel layer send to %s failed; clients will resync from the database", group)
+        async_to_sync(_bounded_send)(layer, group, event)
+    except Exception as exc:  # a lost event is recovered by resync; a raised one would undo nothing
+        if outage_of(exc) is None:
+            log.exception("channel layer send to %s failed; clients will resync from the database", group)
+        else:  # one line each: in an outage every event fails alike
+            log.warning("channel layer send to %s failed (%s); clients will resync from the database", group, exc)
+
+
+SEND_TIMEOUT_SECONDS = 2.0
+
+
+async def _bounded_send(layer: Any, group: str, event: dict[str, Any]) -> None:
+    # Sent from the database thread (on commit): a Redis that hangs must not hold that thread,
+    # which every socket of the process needs (found by tests/realmode/test_chaos.py at 100
+    # sockets). A send given up on is a lost live frame, which clients recover by resync.
+    await asyncio.wait_for(layer.group_send(group, event), SEND_TIMEOUT_SECONDS)

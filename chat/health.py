@@ -11,6 +11,7 @@ worker is down would turn a delayed archive into an outage.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -19,7 +20,11 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import connection
 
+from chat import layer_watch
+
 CHECK_TIMEOUT_SECONDS = 2.0
+log = logging.getLogger(__name__)
+_failing: set[str] = set()  # what the last probe of this process found failing
 
 
 def _database() -> dict[str, Any]:
@@ -30,6 +35,10 @@ def _database() -> dict[str, Any]:
 
 
 async def _channel_layer(layer: BaseChannelLayer) -> dict[str, Any]:
+    if (outage := layer_watch.status()) is not None and layer is get_channel_layer():
+        # The process' own watch saw the live stream break and it is not repaired yet, even if
+        # a fresh connection (below) would work.
+        raise RuntimeError(f"unreachable for {outage['down_seconds']} s: {outage['error']}")
     channel = await layer.new_channel("readyz.")
     try:
         await layer.send(channel, {"type": "readyz.probe"})
@@ -96,4 +105,17 @@ async def readiness(*, layer: BaseChannelLayer | None = None) -> dict[str, Any]:
     if settings.REDIS_URL:
         checks["redis"] = sync_to_async(_redis, thread_sensitive=False)()
     results = dict(await asyncio.gather(*(_run(name, check) for name, check in checks.items())))
+    _log_changes(results)
     return {"ready": all(r["ok"] for r in results.values()), "checks": results}
+
+
+def _log_changes(results: dict[str, dict[str, Any]]) -> None:
+    """A failing dependency is logged when /readyz first finds it failing and when it is back,
+    not at every probe of every balancer."""
+    for name, result in results.items():
+        if not result["ok"] and name not in _failing:
+            _failing.add(name)
+            log.warning("not ready: %s failing (%s)", name, result["error"])
+        elif result["ok"] and name in _failing:
+            _failing.discard(name)
+            log.warning("ready again: %s answers", name)

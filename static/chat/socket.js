@@ -39,10 +39,12 @@
     ws.onmessage = function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
-      if (frame.type === "ack" && frame.client_id) self.outbox.delete(frame.client_id);
-      if (frame.type === "error" && frame.ref && self.outbox.has(frame.ref) && frame.code !== "internal") {
-        // Refused for good (too long, not yours...): stop resending, let the page show why.
-        self.outbox.delete(frame.ref);
+      if (frame.type === "ack" && frame.client_id) { self.outbox.delete(frame.client_id); self.retryAttempt = 0; }
+      if (frame.type === "error" && frame.ref && self.outbox.has(frame.ref)) {
+        // "internal": the server could not store it (its database is down, say): send the
+        // outbox again after a pause. Anything else is refused for good (too long, not yours...).
+        if (frame.code === "internal") self.retryLater();
+        else self.outbox.delete(frame.ref);
       }
       self.handlers.onFrame(frame);
     };
@@ -55,11 +57,26 @@
         return;
       }
       self.handlers.onStatus && self.handlers.onStatus("reconnecting");
-      // Exponential backoff with full jitter, capped: a server restart is not met by a herd.
-      var cap = Math.min(15000, 500 * Math.pow(2, self.attempt));
+      window.setTimeout(function () { self.connect(); }, backoff(self.attempt));
       self.attempt += 1;
-      window.setTimeout(function () { self.connect(); }, Math.random() * cap + 250);
     };
+  };
+
+  // Exponential backoff with full jitter, capped at 5 s: a server that drops every socket at
+  // once (a restart, code 4503 after a Redis outage) is not met by a herd, and a client is back
+  // within seconds of the server.
+  function backoff(attempt) {
+    return 250 + Math.random() * Math.min(5000, 500 * Math.pow(2, attempt));
+  }
+
+  ChatSocket.prototype.retryLater = function () {
+    var self = this;
+    if (this.retryTimer) return;
+    this.retryTimer = window.setTimeout(function () {
+      self.retryTimer = null;
+      self.flushOutbox();
+    }, backoff(this.retryAttempt || 0));
+    this.retryAttempt = (this.retryAttempt || 0) + 1;
   };
 
   ChatSocket.prototype.sendRaw = function (frame) {
@@ -91,4 +108,5 @@
   window.Coachline = window.Coachline || {};
   window.Coachline.ChatSocket = ChatSocket;
   window.Coachline.uuid = uuid;
+  window.Coachline.backoff = backoff;
 })();

@@ -459,10 +459,26 @@
         showNotice("Chat is not available on this site right now.");
       }
       connection.textContent = "Reconnecting…";
-      var cap = Math.min(15000, 500 * Math.pow(2, attempt));
+      window.setTimeout(connect, backoff(attempt));
       attempt += 1;
-      window.setTimeout(connect, Math.random() * cap + 250);
     };
+  }
+
+  // Exponential backoff with full jitter, capped at 5 s: when a server drops every socket at once
+  // (a restart, or code 4503 after its Redis came back) the visitors do not return as one herd,
+  // and each is back within seconds of the server. Same as static/chat/socket.js.
+  function backoff(n) { return 250 + Math.random() * Math.min(5000, 500 * Math.pow(2, n)); }
+
+  // The server could not store a message (error "internal", e.g. its database is down): the
+  // outbox is sent again after a growing pause, on the same socket, with the same client_ids.
+  var retryTimer = null, retryAttempt = 0;
+  function retryOutboxLater() {
+    if (retryTimer) return;
+    retryTimer = window.setTimeout(function () {
+      retryTimer = null;
+      store.outbox.forEach(function (e) { if (!e.failed) send({ type: "message", body: e.body, client_id: e.client_id }); });
+    }, backoff(retryAttempt));
+    retryAttempt += 1;
   }
 
   var formPending = null;  // which form waits for the server's answer: "start", "offline", "survey", "transcript"
@@ -508,7 +524,7 @@
         break;
       case "ack":
         var entry = findOutbox(f.client_id);
-        if (entry) { renderPending(entry, "sent"); dropOutbox(f.client_id); }
+        if (entry) { renderPending(entry, "sent"); dropOutbox(f.client_id); retryAttempt = 0; }
         // The message itself normally follows its ack at once; if that frame was lost (or this
         // was the answer to a resend, which is not broadcast again), fetch it.
         window.setTimeout(function () {
@@ -558,7 +574,7 @@
   function onError(f) {
     var entry = f.ref ? findOutbox(f.ref) : null;
     if (entry) {
-      if (f.code === "internal") return;  // kept; its ack timer resends it
+      if (f.code === "internal") { retryOutboxLater(); return; }  // kept; sent again after a pause
       entry.failed = true; entry.reason = f.message; persist();
       renderPending(entry, "failed");
       return;

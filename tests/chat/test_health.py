@@ -60,3 +60,19 @@ async def test_readyz_probes_leave_no_subscription_behind():
         assert (await health.readiness(layer=layer))["checks"]["channel_layer"]["ok"]
     assert layer._get_layer().channels == {}
     await layer.flush()
+
+
+async def test_readyz_names_the_channel_layer_while_this_process_has_seen_it_broken(monkeypatch):
+    # The watch (chat/layer_watch.py) saw the live stream break and has not repaired it yet:
+    # a fresh probe might pass, but this process' sockets are not receiving, so it is not ready.
+    from chat import layer_watch
+
+    monkeypatch.setattr(layer_watch, "_down_since", __import__("time").monotonic() - 3)
+    monkeypatch.setattr(layer_watch, "_last_error", "ConnectionError: Connection closed by server.")
+
+    response = await AsyncClient().get("/readyz")
+
+    assert response.status_code == 503
+    check = response.json()["checks"]["channel_layer"]
+    assert check["ok"] is False
+    assert "unreachable for 3" in check["error"] and "Connection closed by server" in check["error"]

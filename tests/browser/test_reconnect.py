@@ -1,0 +1,158 @@
+"""The widget and the workspace through a server crash: "Reconnecting…", then caught up, nothing lost.
+
+The server process is killed (SIGKILL, as a crash) in the middle of a chat and started again on
+the same port. While it is down both people write; afterwards both pages must say they are
+connected again by themselves, and each must show the whole chat, once, in the stored order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+from playwright.async_api import Page, expect
+
+from chat.models import Message
+from tests import serverprocs
+from tests.auth import log_in_browser
+from tests.browser.conftest import TIMEOUT_MS
+from tests.factories import AgentFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class Restartable:
+    """One daphne process that can crash and come back on the same port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.server = serverprocs.start_server(env=env, name="reconnect-daphne")
+
+    def crash(self) -> None:
+        self.server.kill()
+
+    def start_again(self) -> None:
+        old = self.server
+        self.server = serverprocs.DaphneServer(
+            name=f"reconnect-daphne-{old.port}-again", host=old.host, port=old.port, env=self.env,
+            log_path=serverprocs.artifact_path(f"reconnect-daphne-{old.port}-again"))
+        serverprocs.wait_until(lambda: serverprocs.http_ok(self.server.url("/healthz")), timeout=60,
+                               process=self.server, what="the restarted server to answer")
+
+
+@pytest.fixture
+def restartable(transactional_db: None) -> Iterator[Restartable]:
+    overrides = {"DATABASE_URL": serverprocs.current_database_url(), "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+    if os.environ.get("REDIS_URL"):
+        overrides["CHANNEL_LAYER_PREFIX"] = f"reconnect-{uuid.uuid4().hex[:12]}"
+    holder = Restartable(serverprocs.child_env(overrides))
+    try:
+        yield holder
+    finally:
+        holder.server.stop()
+
+
+@pytest.fixture
+async def pages(chromium: Any, restartable: Restartable) -> AsyncIterator[Any]:
+    contexts = []
+    errors: list[str] = []
+
+    async def _open() -> Page:
+        context = await chromium.new_context(base_url=restartable.server.base_url)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+        return page
+
+    yield _open
+    for context in contexts:
+        await context.close()
+    if errors:
+        pytest.fail("JavaScript errors on the pages:\n" + "\n".join(errors))
+
+
+@pytest.fixture
+def alice(department):
+    return AgentFactory(user=UserFactory(username="alice", password=PASSWORD), display_name="Alice Agent",
+                        departments=[department])
+
+
+@sync_to_async
+def _stored_public(conversation_id: int | None = None) -> list[tuple[str, str]]:
+    try:
+        rows = Message.objects.filter(visibility=Message.Visibility.PUBLIC).order_by("conversation_id", "seq")
+        return [(m.role, m.body) for m in rows]
+    finally:
+        connections.close_all()
+
+
+def _lines(texts: list[str]) -> list[str]:
+    return [" ".join(t.split()) for t in texts]
+
+
+async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_server_crash(
+    pages, restartable: Restartable, alice
+):
+    port = restartable.server.port
+    agent = await pages()
+    await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
+    await agent.locator("#presence").select_option("online")
+    await expect(agent.locator("#presence")).to_have_value("online")
+    await asyncio.sleep(0.5)
+
+    # The demo shop page (localhost) with the widget from 127.0.0.1: another origin, as on a customer's site.
+    visitor = await pages()
+    await visitor.goto(f"http://localhost:{port}/widget/demo/")
+    widget = visitor.locator("#coachline-widget")
+    await widget.get_by_role("button", name="Chat with us").click()
+    panel = widget.get_by_role("dialog", name="Chat")
+    await panel.get_by_label("Your name").fill("Vera Visitor")
+    await panel.get_by_label("How can we help?").fill("My parcel is late.")
+    await panel.get_by_role("button", name="Start chat").click()
+    chat = agent.locator("article.chat").filter(has_text="Vera Visitor")
+    await chat.get_by_role("button", name="Accept").click()
+    await expect(panel.locator(".status")).to_have_text("You are chatting with Alice Agent.")
+    await chat.get_by_label("Message").fill("Let me check.")
+    await chat.get_by_role("button", name="Send").click()
+    await expect(panel.locator(".log")).to_contain_text("Alice Agent: Let me check.")
+
+    # --- the server crashes ---------------------------------------------------------------
+    await asyncio.to_thread(restartable.crash)
+    await expect(panel.locator(".connection")).to_have_text("Reconnecting…")
+    await expect(agent.locator("#connection")).to_have_text("Reconnecting…")
+
+    # Both write while it is down: kept in their outboxes, shown as not yet sent.
+    composer = panel.get_by_label("Message", exact=True)
+    await composer.fill("Written while you were gone.")
+    await composer.press("Enter")
+    mine = panel.locator(".log li.msg-visitor").last
+    await expect(mine).to_have_class("msg msg-visitor pending")
+    await chat.get_by_label("Message").fill("Still here, are you?")
+    await chat.get_by_role("button", name="Send").click()
+
+    # --- it comes back: both pages reconnect and catch up by themselves ---------------------
+    await asyncio.to_thread(restartable.start_again)
+    await expect(panel.locator(".connection")).to_have_text("")
+    await expect(agent.locator("#connection")).to_have_text("")
+    await expect(mine).not_to_have_class("msg msg-visitor pending")
+    await expect(panel.locator(".log")).to_contain_text("Alice Agent: Still here, are you?")
+    await expect(chat.locator(".log")).to_contain_text("Written while you were gone.")
+
+    # Each message stored once, and both pages show exactly the stored chat, in its order.
+    stored = [(role, body) for role, body in await _stored_public() if role in ("visitor", "agent")]
+    assert sorted(body for _, body in stored) == sorted(
+        ["My parcel is late.", "Let me check.", "Written while you were gone.", "Still here, are you?"])
+    expected_widget = [("You: " if role == "visitor" else "Alice Agent: ") + body for role, body in stored]
+    widget_lines = _lines(await panel.locator(".log li.msg:not(.msg-system)").all_inner_texts())
+    assert widget_lines == expected_widget
+    agent_lines = _lines(await chat.locator(".log li.msg:not(.msg-system)").all_inner_texts())
+    assert [next((b for _, b in stored if b in line), line) for line in agent_lines] == [b for _, b in stored]

@@ -30,7 +30,8 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo ""
-	@echo "  Visitor page:    http://$(HOST):$(PORT)/chat/"
+	@echo "  Visitor widget:  http://localhost:$(PORT)/widget/demo/   (a demo shop page embedding the widget)"
+	@echo "  Visitor page:    http://$(HOST):$(PORT)/chat/   (the plain page, no widget)"
 	@echo "  Agent workspace: http://$(HOST):$(PORT)/agent/   (alice or bob / coachline-demo)"
 	@echo "  Back office:     http://$(HOST):$(PORT)/admin/   (supervisor, compliance or admin / coachline-demo)"
 	@echo "  Second factor:   one of that user's backup codes printed above"

@@ -10,7 +10,7 @@ DAPHNE_FLAGS := --websocket-max-message-size 65536 --websocket-max-frame-size 65
 TLS_PORT ?= 8443
 TLS_FLAGS := $(if $(and $(TLS_CERT),$(TLS_KEY)),-e ssl:$(TLS_PORT):privateKey=$(TLS_KEY):certKey=$(TLS_CERT):interface=$(HOST))
 
-.PHONY: run test install lint serve worker beat clean fuzz bench-load bench-load-quick
+.PHONY: run test install lint serve worker beat clean fuzz bench-load bench-load-quick screenshots
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ beat: install
 test: install
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The README's screenshots (docs/screenshots/*.png), from a scratch demo database and Debian's chromium.
+screenshots: install
+	$(PY) docs/screenshots/make_screenshots.py
 
 # The long form of the protocol fuzzing (make test runs 2,000 frames).
 fuzz: install

@@ -335,7 +335,7 @@ def send_from_staff(*, user: Any, conversation_id: Any, upload: Any, client_id: 
     if visibility == Message.Visibility.PUBLIC:
         from chat.services import _record_first_reply
 
-        _record_first_reply(conversation_id=conversation.pk, at=message.created_at)
+        _record_first_reply(conversation=conversation, at=message.created_at)
     return message
 
 

@@ -71,7 +71,7 @@ def _ensure_running() -> None:
 async def _watch(layer: Any) -> None:
     global _down_since, _last_error
     channel: str | None = None
-    while True:
+    while not _being_cancelled():
         await asyncio.sleep(INTERVAL)
         try:
             if channel is None:
@@ -97,6 +97,11 @@ async def _watch(layer: Any) -> None:
                     await consumer.close(code=CLOSE_RESYNC)
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _probe(layer: Any, channel: str) -> None:
     await layer.send(channel, {"type": "layerwatch.probe"})
     message = await layer.receive(channel)
@@ -117,8 +122,15 @@ async def _reconnect(layer: Any) -> None:
         async with shard._lock:
             if shard._receive_task is not None:
                 shard._receive_task.cancel()
-                with contextlib.suppress(BaseException):
+                try:
                     await shard._receive_task
+                except asyncio.CancelledError:
+                    # Its own cancellation is expected; ours (the loop shutting down) must not be
+                    # swallowed, or the watch never ends and the loop's shutdown waits forever.
+                    if _being_cancelled():
+                        raise
+                except Exception:  # noqa: BLE001 - a dead connection's task may end in any error
+                    pass
                 shard._receive_task = None
             if shard._redis is not None:
                 with contextlib.suppress(Exception):

@@ -333,9 +333,9 @@ def send_from_staff(*, user: Any, conversation_id: Any, upload: Any, client_id: 
         visibility=visibility,
     )
     if visibility == Message.Visibility.PUBLIC:
-        from chat.services import _record_first_reply
+        from chat.services import record_first_reply
 
-        _record_first_reply(conversation=conversation, at=message.created_at)
+        record_first_reply(conversation=conversation, at=message.created_at)
     return message
 
 

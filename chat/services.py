@@ -204,11 +204,11 @@ def post_staff_message(
         )
     )
     if created and visibility == Message.Visibility.PUBLIC:
-        _record_first_reply(conversation=conversation, at=message.created_at)
+        record_first_reply(conversation=conversation, at=message.created_at)
     return message
 
 
-def _record_first_reply(*, conversation: Conversation, at: datetime) -> None:
+def record_first_reply(*, conversation: Conversation, at: datetime) -> None:
     # Conditional updates: only the first public agent message sets these, whatever races. Once the
     # conversation's is set (read just before), it never changes again: no round trip for it. The
     # assignment's is per holder (a transfer starts a new one), so that update always runs.

@@ -53,7 +53,7 @@ CREATE TEMP TABLE agents AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, id 
 CREATE TEMP TABLE depts AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, id FROM chat_department;
 
 INSERT INTO chat_conversation (visitor_id, department_id, agent_id, status, subject, created_at,
-    queued_at, assigned_at, first_agent_reply_at, ended_at, ended_by, is_training, last_seq, last_public_seq)
+    queued_at, assigned_at, first_agent_reply_at, ended_at, ended_by, is_training, last_seq, last_public_seq, disposition)
 SELECT v.id, d.id,
        CASE WHEN v.id %% 10 IN (0, 1) THEN NULL ELSE a.id END,
        CASE WHEN v.id %% 10 = 0 THEN 'missed' WHEN v.id %% 10 = 1 THEN 'abandoned' ELSE 'ended' END,
@@ -61,7 +61,7 @@ SELECT v.id, d.id,
        CASE WHEN v.id %% 10 IN (0, 1) THEN NULL ELSE t + ((v.id %% 170) + 5) * interval '1 second' END,
        CASE WHEN v.id %% 10 IN (0, 1) THEN NULL ELSE t + ((v.id %% 170) + 40) * interval '1 second' END,
        t + ((v.id %% 1300) + 300) * interval '1 second',
-       'visitor', v.id %% 50 = 0, %(m)s, %(m)s
+       'visitor', v.id %% 50 = 0, %(m)s, %(m)s, ''
   FROM (SELECT id, timestamptz '2025-01-01 08:00Z' + (id %% 365) * interval '1 day'
                  + (id * 7 %% 32400) * interval '1 second' AS t FROM chat_visitor) v
   JOIN depts d ON d.k = v.id %% 2

@@ -177,9 +177,13 @@ def resolve_scope(
     return Scope(departments=departments, department_level=narrowed(visible), agent_id=agent_id)
 
 
-def data_versions(ranges: list[tuple[dt.date, dt.date]]) -> list[int | None]:
-    """For each range, the highest version among its days (None: no day of it was ever
-    computed), in one query."""
+NEVER_COMPUTED = 0  # no day ever has it: a recompute raises the counter before it uses it
+
+
+def data_versions(ranges: list[tuple[dt.date, dt.date]]) -> list[int]:
+    """For each range, the highest version among its days (NEVER_COMPUTED when no day of it was
+    ever computed), in one query. A never-computed range (the previous year on a new install)
+    is cached too: the first recompute of any of its days raises its version past 0."""
     lo = min(r[0] for r in ranges)
     hi = max(r[1] for r in ranges)
     found = ReportingDay.objects.filter(day__gte=lo, day__lte=hi).aggregate(
@@ -188,10 +192,10 @@ def data_versions(ranges: list[tuple[dt.date, dt.date]]) -> list[int | None]:
             for i, (start, end) in enumerate(ranges)
         }
     )
-    return [found[f"v{i}"] for i in range(len(ranges))]
+    return [found[f"v{i}"] or NEVER_COMPUTED for i in range(len(ranges))]
 
 
-def data_version(*, start: dt.date, end: dt.date) -> int | None:
+def data_version(*, start: dt.date, end: dt.date) -> int:
     return data_versions([(start, end)])[0]
 
 
@@ -211,8 +215,6 @@ def _cached(name: Any, *, scope: Scope, start: dt.date, end: dt.date, compute: A
     not recomputed since are served from the cache; a recompute of any of its days gives a new
     version, hence a new key (docs/metrics.md, "How it is computed")."""
     version = data_version(start=start, end=end)
-    if version is None:
-        return _compute(compute)
     key = _key(name, scope=scope, start=start, end=end, version=version)
     hit = cache.get(key)
     if hit is not None:
@@ -505,11 +507,10 @@ def dashboard(
         ),
     }
     current_v, previous_v = data_versions([(start, end), previous])
-    keys = {}
-    for part, (name, a, b, _) in parts.items():
-        version = previous_v if part == "previous" else current_v
-        if version is not None:
-            keys[part] = _key(name, scope=scope, start=a, end=b, version=version)
+    keys = {
+        part: _key(name, scope=scope, start=a, end=b, version=previous_v if part == "previous" else current_v)
+        for part, (name, a, b, _) in parts.items()
+    }
     hits = cache.get_many(list(keys.values()))
     out = {part: hits[key] for part, key in keys.items() if key in hits}
     missing = [part for part in parts if part not in out]
@@ -517,7 +518,7 @@ def dashboard(
         with tuned():
             for part in missing:
                 out[part] = parts[part][3]()
-        cache.set_many({keys[p]: out[p] for p in missing if p in keys}, CACHE_SECONDS)
+        cache.set_many({keys[p]: out[p] for p in missing}, CACHE_SECONDS)
     out["agents"] = _agent_table_rows(agent_rows, out["agents"])
     return out
 

@@ -97,6 +97,13 @@ def _may_see_dashboard(request: HttpRequest) -> None:
         raise PermissionDenied
 
 
+def _admin_context(request: HttpRequest) -> dict[str, Any]:
+    # Drawn full width, without the admin's navigation sidebar (the breadcrumbs lead back): the
+    # charts and the agent table need the room, and rendering the sidebar, a link per model of
+    # the whole back office, was a sixth of a warm dashboard page (docs/benchmarks.md, Reporting).
+    return {**admin.site.each_context(request), "is_nav_sidebar_enabled": False}
+
+
 def _filters(request: HttpRequest) -> tuple[DashboardFilterForm, bool]:
     form = DashboardFilterForm(request.GET, user=request.user)
     return form, form.is_valid()
@@ -106,7 +113,7 @@ def _bad_filters(request: HttpRequest, form: DashboardFilterForm) -> HttpRespons
     return render(
         request,
         "reporting/dashboard.html",
-        {**admin.site.each_context(request), "title": "Reporting", "form": form},
+        {**_admin_context(request), "title": "Reporting", "form": form},
         status=400,
     )
 
@@ -193,7 +200,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     ]
     query = _filter_query(data)
     context = {
-        **admin.site.each_context(request),
+        **_admin_context(request),
         "title": "Reporting",
         "form": form,
         "start": start,
@@ -253,7 +260,7 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     rows = [_drill_row(fact, tz=tz) for fact in page.object_list]
     query = _filter_query(data, figure=figure)
     context = {
-        **admin.site.each_context(request),
+        **_admin_context(request),
         "title": f"Reporting: {selectors.DRILL_FIGURES[figure]}",
         "figure_label": selectors.DRILL_FIGURES[figure],
         "form": form,

@@ -37,6 +37,8 @@ def test_dashboard_shows_figures_charts_data_and_agents(built, boss):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="reporting-data"' in html
+    # Full width: no admin navigation sidebar beside the charts; the breadcrumbs lead home.
+    assert 'id="nav-sidebar"' not in html and 'href="/admin/">Home</a>' in html
     assert "chart.umd.min.js" in html and "reporting/dashboard.js" in html
     assert "<script>" not in html.replace(
         '<script id="reporting-data" type="application/json">', ""
@@ -158,3 +160,39 @@ def test_my_stats_needs_login_and_an_agent_profile(db, boss):
 
     assert Client().get(reverse("reporting-my-stats")).status_code == 302
     assert staff_client(boss).get(reverse("reporting-my-stats")).status_code == 403
+
+
+def _rollup_reads(ctx) -> list[str]:
+    return [q["sql"] for q in ctx.captured_queries if "reporting_dailyrollup" in q["sql"]]
+
+
+def test_figures_are_cached_until_a_recompute_touches_their_days(built, boss):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.reporting.scenario import _conversation, at
+
+    client = staff_client(boss)
+    # The previous range of 03-03…03-10 (02-24…03-02) was never computed: cached all the same.
+    week = {"start": "2026-03-03", "end": "2026-03-10"}
+    first = client.get(URL, week)
+    headlines = {h["key"]: h for h in first.context["headlines"]}
+    assert (headlines["chats"]["current"], headlines["chats"]["previous"]) == ("7", "0")
+    with CaptureQueriesContext(connection) as ctx:
+        warm = client.get(URL, week)
+    assert warm.status_code == 200
+    assert _rollup_reads(ctx) == []  # both ranges from the cache
+
+    # A chat on a day of the never-computed range: not shown until its day is recomputed, then
+    # shown at once (the range's version went from "never" to the recompute's).
+    _conversation(built.support, created=at(2, "12:00:00"), status="missed", ended=at(2, "12:01:00"))
+    stale = {h["key"]: h for h in client.get(URL, week).context["headlines"]}
+    assert stale["chats"]["previous"] == "0"
+    services.recompute_days(start=dt.date(2026, 3, 2), end=dt.date(2026, 3, 2))
+    fresh = {h["key"]: h for h in client.get(URL, week).context["headlines"]}
+    assert (fresh["chats"]["current"], fresh["chats"]["previous"]) == ("7", "1")
+
+    # Likewise a recompute of a day of the current range.
+    _conversation(built.support, created=at(10, "12:00:00"), status="missed", ended=at(10, "12:01:00"))
+    services.recompute_days(start=DAY, end=DAY)
+    assert {h["key"]: h for h in client.get(URL, week).context["headlines"]}["chats"]["current"] == "8"

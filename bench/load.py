@@ -659,7 +659,12 @@ async def run_target(name: str, args: argparse.Namespace, redis_url: str, idle_s
                       f"{idle['alive_after_hold']} alive after {args.idle_seconds:g} s, "
                       f"{idle['kb_per_socket']:.1f} KB per socket, heartbeat p99 {idle['pong_p99_ms']:.0f} ms, "
                       f"server cpu {idle['cpu_percent']:.0f}%", flush=True)
-                await settle(pids)
+                # Fresh processes for the rate search: closing 10,000 sockets leaves each project
+                # process a minute or more of disconnect work (seen on a quiet machine: the first
+                # step then lost 965 messages), which would be measured as the message path.
+                serverprocs.stop_all(servers)
+                servers = serverprocs.start_servers(processes, env=env, name=f"bench-{name}", application=application)
+                pids = [s.pid for s in servers]
             target = (RelayTarget if relay else ChatTarget)(servers, cookies)
             await target.open(args.pairs)
             await run_step(target, args.start_rate / 2, 2.0, pids)  # warm-up, not reported

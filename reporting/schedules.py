@@ -119,7 +119,14 @@ def report_range(*, report: MetricReport, today: dt.date) -> tuple[dt.date, dt.d
 def build_message(*, report: MetricReport, now: dt.datetime) -> EmailMultiAlternatives:
     tz = ReportingSettings.load().tzinfo
     start, end = report_range(report=report, today=now.astimezone(tz).date())
-    department_ids = list(report.departments.values_list("pk", flat=True)) or None
+    departments = list(report.departments.order_by("name").values_list("pk", "name"))
+    department_ids = [pk for pk, _ in departments] or None
+    # Recipients read it without the schedule beside them: say whose figures these are.
+    scope_label = (
+        "Departments: " + ", ".join(name for _, name in departments)
+        if departments
+        else "All departments of the report's owner"
+    )
     scope = {"user": report.owner, "start": start, "end": end, "department_ids": department_ids}
     sections = report.sections or ["headlines", "daily", "agents"]
     figures = selectors.summary(**scope)
@@ -127,6 +134,7 @@ def build_message(*, report: MetricReport, now: dt.datetime) -> EmailMultiAltern
     agents = selectors.agent_table(**scope) if "agents" in sections else []
     context = {
         "report": report,
+        "scope_label": scope_label,
         "start": start,
         "end": end,
         "sections": sections,

@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from chat import events, frames
 from chat.errors import Conflict, InvalidInput, NotFound
-from chat.models import AgentProfile, Assignment, Conversation, Department, Message, PresenceInterval
+from chat.models import (
+    AgentProfile,
+    Assignment,
+    Conversation,
+    Department,
+    Message,
+    PresenceInterval,
+)
 from chat.pipeline import FilterContext, Inbound, clean_body, filter_text, run
 
 HELD = Conversation.HELD_STATUSES

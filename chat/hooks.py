@@ -29,10 +29,10 @@ def register_on_survey_submitted(fn: ConversationHook) -> None:
 
 
 def conversation_ended_on_commit(conversation_id: int) -> None:
-    for fn in list(_on_conversation_ended):
+    for fn in _on_conversation_ended:
         transaction.on_commit(lambda fn=fn: fn(conversation_id))
 
 
 def survey_submitted_on_commit(conversation_id: int) -> None:
-    for fn in list(_on_survey_submitted):
+    for fn in _on_survey_submitted:
         transaction.on_commit(lambda fn=fn: fn(conversation_id))

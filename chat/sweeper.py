@@ -33,5 +33,5 @@ async def _loop() -> None:
         await asyncio.sleep(settings.CHAT_SWEEP_INTERVAL_SECONDS)
         try:
             await database_sync_to_async(sweep)()
-        except Exception:  # noqa: BLE001 - one failed sweep must not stop the next
+        except Exception:
             log.exception("chat sweep failed")

@@ -146,7 +146,7 @@ def encrypt_column(schema_editor: Any, *, table: str, column: str, reverse: bool
     connection = schema_editor.connection
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {quote('id')}, {quote(column)} FROM {quote(table)}")  # noqa: S608
+        cursor.execute(f"SELECT {quote('id')}, {quote(column)} FROM {quote(table)}")
         rows = cursor.fetchall()
         for pk, value in rows:
             if not value:
@@ -154,6 +154,6 @@ def encrypt_column(schema_editor: Any, *, table: str, column: str, reverse: bool
             new = decrypt(value) if reverse else encrypt(value)
             if new != value:
                 cursor.execute(
-                    f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote('id')} = %s",  # noqa: S608
+                    f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote('id')} = %s",
                     [new, pk],
                 )

@@ -220,7 +220,7 @@ def _send_claimed(*, report_id: int, attempt: int, now: dt.datetime) -> bool:
     """Send; on failure schedule the next attempt (if any is left). True if it was sent."""
     try:
         send_report(report_id=report_id, attempt=attempt, now=now)
-    except Exception:  # recorded on the report's page by send_report
+    except Exception:  # noqa: BLE001 - any failure is retried; send_report recorded it on the report's page
         if attempt < MAX_ATTEMPTS:
             MetricReport.objects.filter(pk=report_id).update(
                 next_retry_at=now + dt.timedelta(seconds=RETRY_SECONDS * attempt),

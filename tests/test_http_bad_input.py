@@ -69,10 +69,10 @@ def _hit_everything(client: Client) -> list[str]:
     too_big = b"x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1024)
     for url in concrete_urls():
         attempts = [
-            ("GET", lambda: client.get(url, GARBAGE_QUERY)),
-            ("POST form", lambda: client.post(url, GARBAGE_FORM)),
-            ("POST json", lambda: client.post(url, b'{"a": [1, {"b": null}]', content_type="application/json")),
-            ("POST too big", lambda: client.post(url, too_big, content_type="application/x-www-form-urlencoded")),
+            ("GET", lambda url=url: client.get(url, GARBAGE_QUERY)),
+            ("POST form", lambda url=url: client.post(url, GARBAGE_FORM)),
+            ("POST json", lambda url=url: client.post(url, b'{"a": [1, {"b": null}]', content_type="application/json")),
+            ("POST too big", lambda url=url: client.post(url, too_big, content_type="application/x-www-form-urlencoded")),
         ]
         for name, attempt in attempts:
             response = attempt()

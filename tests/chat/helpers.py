@@ -52,7 +52,7 @@ async def receive_until(comm: WebsocketCommunicator, predicate, *, timeout: floa
             raise AssertionError(f"no matching frame; saw {json.dumps(seen)[:2000]}")
         try:
             frame = await comm.receive_json_from(timeout=remaining)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no matching frame; saw {json.dumps(seen)[:2000]}") from None
         seen.append(frame)
         if predicate(frame):
@@ -64,7 +64,7 @@ async def drain(comm: WebsocketCommunicator, *, timeout: float = 0.3) -> list[di
     while True:
         try:
             frames.append(await comm.receive_json_from(timeout=timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return frames
 
 

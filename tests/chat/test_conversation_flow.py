@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_visitor_and_agent_chat_end_to_end(agent):
-    agent_comm, state = await agent_socket("alice")
+    agent_comm, _state = await agent_socket("alice")
     await agent_comm.send_json_to({"type": "presence", "status": "online"})
     await receive_until(agent_comm, lambda f: f["type"] == "presence" and f["status"] == "online")
 

@@ -70,7 +70,7 @@ def frame_fields(path: str) -> list[str]:
 def documented_error_codes() -> set[str]:
     text = PROTOCOL.read_text()
     errors = text[text.index("## Errors"):text.index("## Close codes")]
-    codes = set(re.findall(r"^\| `([a-z_]+)` \|", errors, flags=re.M))
+    codes = set(re.findall(r"^\| `([a-z_]+)` \|", errors, flags=re.MULTILINE))
     codes |= set(re.findall(r"`([a-z_]+)`", errors.split("Two further codes")[-1].split("\n\n")[0]))
     return codes
 

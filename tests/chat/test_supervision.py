@@ -15,7 +15,7 @@ from compliance.models import AuditEntry
 from config.asgi import application
 from tests.chat.helpers import ORIGIN, agent_socket, session_cookie_for, visitor_socket
 from tests.chat.test_visibility import Recording
-from tests.factories import give_role, AgentFactory, UserFactory
+from tests.factories import AgentFactory, UserFactory, give_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,7 +25,7 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 def raw(table: str, column: str) -> str:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column} FROM {table}")  # noqa: S608 - fixed names
+        cursor.execute(f"SELECT {column} FROM {table}")
         (value,) = cursor.fetchone()
     return value
 
@@ -83,7 +83,7 @@ def test_the_data_migration_encrypts_values_saved_in_plain_text(module, table, c
     else:
         ArchiveSettings.objects.create()
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {column} = %s", [SECRET])  # noqa: S608
+        cursor.execute(f"UPDATE {table} SET {column} = %s", [SECRET])
     migration = importlib.import_module(module)
     # The functions use only the editor's connection (a real schema editor cannot be opened
     # inside a test's transaction on SQLite).

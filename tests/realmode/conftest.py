@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 
 import pytest
+import redis
+from django.conf import settings
 from django.db import connection
 
-from tests.conftest import REAL_MODE
-from tests.serverprocs import child_env, current_database_url
+from config.celery import app
+from tests.conftest import REAL_MODE, real_mode
+from tests.serverprocs import child_env, current_database_url, start_process, wait_until
 
 
 @pytest.fixture
@@ -40,3 +44,53 @@ def wait_for_other_sessions_to_end(*, timeout: float = 10.0) -> None:
             if not others or time.monotonic() > deadline:
                 return
             time.sleep(0.05)
+
+
+@pytest.fixture
+def worker_queue(realmode_env):
+    """A worker listening on a queue of its own, and `.delay()` here routed to that queue: another
+    worker on the same Redis (a developer's `make worker`, a parallel CI run) cannot take the task."""
+    if not real_mode():
+        pytest.skip("needs PostgreSQL and Redis")
+    assert not settings.CELERY_TASK_ALWAYS_EAGER, "real mode must send tasks to the broker"
+    queue = f"coachline-test-{uuid.uuid4().hex[:12]}"
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    worker = start_process(
+        "celery-worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        env=realmode_env,
+    )
+    try:
+        wait_until(
+            lambda: " ready." in worker.log_text(),
+            timeout=30,
+            process=worker,
+            what="the worker to be ready",
+        )
+        yield worker
+    finally:
+        app.conf.task_default_queue = default_queue
+        worker.stop()
+        wait_for_other_sessions_to_end()
+        # The queue and its exchange binding would otherwise stay in Redis after every run.
+        with redis.Redis.from_url(settings.REDIS_URL) as client:
+            client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")

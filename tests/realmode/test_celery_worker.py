@@ -2,75 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.utils import timezone
 
 from chat.models import AgentProfile, Assignment, Conversation
 from chat.tasks import sweep
-from config.celery import app
-from tests.conftest import real_mode
 from tests.factories import AgentFactory, ConversationFactory, DepartmentFactory, UserFactory
-from tests.realmode.conftest import wait_for_other_sessions_to_end
-from tests.serverprocs import start_process, wait_until
+from tests.serverprocs import wait_until
 
 pytestmark = [pytest.mark.realmode, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def worker_queue(realmode_env):
-    """A worker listening on a queue of its own, and `.delay()` here routed to that queue: another
-    worker on the same Redis (a developer's `make worker`, a parallel CI run) cannot take the task."""
-    if not real_mode():
-        pytest.skip("needs PostgreSQL and Redis")
-    assert not settings.CELERY_TASK_ALWAYS_EAGER, "real mode must send tasks to the broker"
-    queue = f"coachline-test-{uuid.uuid4().hex[:12]}"
-    default_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    worker = start_process(
-        "celery-worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "-Q",
-            queue,
-            "-n",
-            f"{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        env=realmode_env,
-    )
-    try:
-        wait_until(
-            lambda: " ready." in worker.log_text(),
-            timeout=30,
-            process=worker,
-            what="the worker to be ready",
-        )
-        yield worker
-    finally:
-        app.conf.task_default_queue = default_queue
-        worker.stop()
-        wait_for_other_sessions_to_end()
-        # The queue and its exchange binding would otherwise stay in Redis after every run.
-        with redis.Redis.from_url(settings.REDIS_URL) as client:
-            client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
 
 
 def test_worker_sweep_requeues_an_expired_offer(worker_queue):

@@ -10,13 +10,12 @@ from chat import hooks, services
 from chat.models import Conversation, SurveyResponse
 from coaching.models import Review, SamplingRule
 from tests.factories import AgentFactory, ConversationFactory, DepartmentFactory, UserFactory
-from tests.realmode.test_celery_worker import worker_queue  # noqa: F401 - the fixture
 from tests.serverprocs import wait_until
 
 pytestmark = [pytest.mark.realmode, pytest.mark.django_db(transaction=True)]
 
 
-def test_worker_queues_a_chat_on_end_and_on_a_late_low_survey(worker_queue):  # noqa: F811
+def test_worker_queues_a_chat_on_end_and_on_a_late_low_survey(worker_queue):
     department = DepartmentFactory(name="Patient support", slug="support")
     alice = AgentFactory(user=UserFactory(username="alice"), departments=[department])
     sam = UserFactory(username="sam", is_superuser=True)

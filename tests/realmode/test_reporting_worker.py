@@ -11,7 +11,6 @@ from reporting.models import MetricReport, MetricReportSend
 from reporting.schedules import sync_schedule
 from reporting.tasks import send_metric_report
 from tests.factories import UserFactory
-from tests.realmode.test_celery_worker import worker_queue  # the fixture
 
 pytestmark = [pytest.mark.realmode, pytest.mark.django_db(transaction=True)]
 
@@ -88,7 +87,7 @@ def test_beat_fires_the_schedule_edited_in_admin_and_the_worker_sends_it(
         [
             sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
             "-s", str(tmp_path / "beat-schedule"),
-        ],  # fmt: skip
+        ],
         env={**realmode_env, "CELERY_TASK_DEFAULT_QUEUE": queue},
     )
     try:

@@ -18,8 +18,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.models import Message
-from tests.conftest import real_mode
 from tests.auth import staff_session_cookie
+from tests.conftest import real_mode
 from tests.factories import AgentFactory, DepartmentFactory, UserFactory
 from tests.realmode.conftest import wait_for_other_sessions_to_end
 from tests.serverprocs import DaphneServer, running_servers

@@ -31,7 +31,7 @@ class Command(BaseCommand):
                     count = 0
                     with connection.cursor() as cursor:
                         cursor.execute(
-                            f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)}"  # noqa: S608
+                            f"SELECT {quote(pk)}, {quote(column)} FROM {quote(table)}"
                         )
                         for row_pk, value in cursor.fetchall():
                             if not value:
@@ -39,7 +39,7 @@ class Command(BaseCommand):
                             # Raises UnreadableSecret (nothing changed) if no key decrypts it.
                             new = encryption.rotate(value)
                             cursor.execute(
-                                f"UPDATE {quote(table)} SET {quote(column)} = %s "  # noqa: S608
+                                f"UPDATE {quote(table)} SET {quote(column)} = %s "
                                 f"WHERE {quote(pk)} = %s",
                                 [new, row_pk],
                             )

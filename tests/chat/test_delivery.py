@@ -15,9 +15,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
+from chat import events
+from chat.dbpool import message_sync_to_async
 from chat.models import Conversation, Message
 from tests.chat.helpers import agent_socket, open_chat, pending, receive_until, visitor_socket
 
@@ -218,6 +220,40 @@ async def test_every_message_is_committed_before_any_client_can_receive_it(agent
     assert {seq for _, seq, _ in checked} == {seq for seq, _, _ in await rows(conversation_id)}
     await visitor.disconnect()
     await agent_comm.disconnect()
+
+
+def _events_of_a_message_call(seen_in_thread: list[list[str]], sent: list[str]) -> None:
+    """A message-path call with a committed transaction, a rolled-back one, then an error."""
+    with transaction.atomic():
+        events.send_event_on_commit("hotpath.committed", {"type": "test"})
+    seen_in_thread.append(list(sent))
+    try:
+        with transaction.atomic():
+            events.send_event_on_commit("hotpath.rolled_back", {"type": "test"})
+            raise RuntimeError("undone")
+    except RuntimeError:
+        pass
+    seen_in_thread.append(list(sent))
+    raise ValueError("after the commit")
+
+
+async def test_a_message_calls_events_go_out_once_it_returns_and_only_what_committed():
+    sent: list[str] = []
+    seen_in_thread: list[list[str]] = []
+
+    def recording(original):
+        async def group_send(group: str, event: dict[str, Any]) -> None:
+            sent.append(group)
+            await original(group, event)
+
+        return group_send
+
+    with layer_group_send(recording), pytest.raises(ValueError, match="after the commit"):
+        await message_sync_to_async(_events_of_a_message_call)(seen_in_thread, sent)
+    # Sent from the event loop after the call (not from its thread at commit), also when the call
+    # failed after a commit; the rolled-back transaction's event never.
+    assert seen_in_thread == [[], []]
+    assert sent == ["hotpath.committed"]
 
 
 # --- the layer drops everything: the database still delivers --------------------------------

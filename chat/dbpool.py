@@ -20,6 +20,7 @@ the consumer acks, but without a thread-to-loop hop per event.
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from typing import Any
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
+from django.db import close_old_connections, connection
 
 from chat import events
 
@@ -45,6 +47,45 @@ def _executor() -> ThreadPoolExecutor | None:
     return _pool
 
 
+def _check_without_round_trip() -> None:
+    """CONN_HEALTH_CHECKS' test of a reused connection, without its `SELECT 1` per call.
+
+    A connection PostgreSQL (or anything between) has closed or broken shows on its idle socket:
+    readable (the server's goodbye, or end of file) or marked broken by psycopg. Such a connection
+    is dropped and the call opens a new one, as after a failed `SELECT 1`. One that dies after this
+    check fails its statement; Django then closes it after the call (errors_occurred), the frame is
+    refused with `internal` and the client resends it with its client_id, as it would have after
+    a failure a moment later with the `SELECT 1`.
+    """
+    raw = connection.connection
+    if raw is None or not connection.health_check_enabled or connection.health_check_done:
+        return
+    try:
+        dead = raw.closed or raw.broken
+        if not dead:
+            idle = select.poll()  # not select.select: a process with 10,000 sockets has fds > 1024
+            idle.register(raw.fileno(), select.POLLIN)
+            dead = bool(idle.poll(0))
+    except (AttributeError, OSError, ValueError):  # not psycopg (SQLite), or no socket any more
+        return
+    if dead:
+        connection.close()
+    else:
+        connection.health_check_done = True
+
+
+class _MessagePoolCall(DatabaseSyncToAsync):
+    def thread_handler(self, loop: Any, *args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        _check_without_round_trip()
+        try:
+            # SyncToAsync's, not DatabaseSyncToAsync's: that would close_old_connections() again,
+            # which resets the health check just done.
+            return super(DatabaseSyncToAsync, self).thread_handler(loop, *args, **kwargs)
+        finally:
+            close_old_connections()
+
+
 def message_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Like `database_sync_to_async`, on the message pool when there is one; the call's events
     go out on the event loop before it returns (or raises)."""
@@ -54,7 +95,7 @@ def message_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any
         if executor is None:
             run = database_sync_to_async(events.call_collecting)
         else:
-            run = DatabaseSyncToAsync(events.call_collecting, thread_sensitive=False, executor=executor)
+            run = _MessagePoolCall(events.call_collecting, thread_sensitive=False, executor=executor)
         collected: list[tuple[str, dict[str, Any]]] = []
         try:
             return await run(collected, fn, *args, **kwargs)

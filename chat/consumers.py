@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -57,6 +58,17 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
         layer_watch.register(self)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first runs close_old_connections on the shared database thread, a
+        # round trip to that thread for every frame and every group event (11 % of the server's
+        # CPU under load, docs/benchmarks.md). Here it has nothing to do: no handler touches the
+        # database except through database_sync_to_async or the message pool, which close stale
+        # connections themselves, in the thread that holds them.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         layer_watch.unregister(self)

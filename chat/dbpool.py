@@ -86,19 +86,31 @@ class _MessagePoolCall(DatabaseSyncToAsync):
             close_old_connections()
 
 
+_runners: dict[ThreadPoolExecutor | None, Callable[..., Awaitable[Any]]] = {}
+
+
+def _runner() -> Callable[..., Awaitable[Any]]:
+    # One wrapper per executor, made once: building a SyncToAsync inspects the function, which
+    # showed in the per-message profile.
+    executor = _executor()
+    run = _runners.get(executor)
+    if run is None:
+        if executor is None:
+            run = database_sync_to_async(events.call_collecting)
+        else:
+            run = _MessagePoolCall(events.call_collecting, thread_sensitive=False, executor=executor)
+        _runners[executor] = run
+    return run
+
+
 def message_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Like `database_sync_to_async`, on the message pool when there is one; the call's events
     go out on the event loop before it returns (or raises)."""
 
     async def call(*args: Any, **kwargs: Any) -> Any:
-        executor = _executor()
-        if executor is None:
-            run = database_sync_to_async(events.call_collecting)
-        else:
-            run = _MessagePoolCall(events.call_collecting, thread_sensitive=False, executor=executor)
         collected: list[tuple[str, dict[str, Any]]] = []
         try:
-            return await run(collected, fn, *args, **kwargs)
+            return await _runner()(collected, fn, *args, **kwargs)
         finally:
             if collected:
                 # Shielded: a socket closing meanwhile must not stop the other side's copy.

@@ -60,11 +60,18 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         layer_watch.register(self)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels' dispatch first runs close_old_connections on the shared database thread, a
-        # round trip to that thread for every frame and every group event (11 % of the server's
-        # CPU under load, docs/benchmarks.md). Here it has nothing to do: no handler touches the
-        # database except through database_sync_to_async or the message pool, which close stale
-        # connections themselves, in the thread that holds them.
+        # Channels' dispatch first runs close_old_connections on the shared database thread: a
+        # round trip to that thread before every handler, two per chat message for the group
+        # events alone (with the frame's, 11 % of the server's CPU under load; docs/benchmarks.md).
+        # Group event handlers touch the database only through database_sync_to_async, which
+        # closes stale connections itself, so they skip it. Client frames keep it: the hop also
+        # queues a frame behind the database work already on that thread (a visitor's start
+        # still being set up when the agent's accept arrives), so the visitor has joined the
+        # chat's group before the join line goes out and gets it live, not only in its history
+        # (tests/chat/test_conversation_frames.py found this when every hop was skipped).
+        if message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

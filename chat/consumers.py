@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -57,6 +58,24 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
         layer_watch.register(self)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' dispatch first runs close_old_connections on the shared database thread: a
+        # round trip to that thread before every handler, two per chat message for the group
+        # events alone (with the frame's, 11 % of the server's CPU under load; docs/benchmarks.md).
+        # Group event handlers touch the database only through database_sync_to_async, which
+        # closes stale connections itself, so they skip it. Client frames keep it: the hop also
+        # queues a frame behind the database work already on that thread (a visitor's start
+        # still being set up when the agent's accept arrives), so the visitor has joined the
+        # chat's group before the join line goes out and gets it live, not only in its history
+        # (tests/chat/test_conversation_frames.py found this when every hop was skipped).
+        if message["type"].startswith("websocket."):
+            await super().dispatch(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         layer_watch.unregister(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -74,12 +75,49 @@ def send_live_change_on_commit(conversation_id: int, *department_ids: int | None
         )
 
 
+# The events of one call on the message path (chat.dbpool), gathered as its transactions commit
+# and sent by the caller on the event loop once the call returns: a hop from the database thread
+# to the loop and back for every event cost more CPU than the send itself (docs/benchmarks.md).
+# Only on-commit callbacks append here, so an event of a rolled-back transaction is never sent.
+_collected: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar("chat_events_collected", default=None)
+
+
 def _send(group: str, event: dict[str, Any]) -> None:
+    collected = _collected.get()
+    if collected is not None:
+        collected.append((group, event))
+        return
+    if get_channel_layer() is None:
+        return
+    try:
+        async_to_sync(send_now)(group, event)
+    except Exception:  # send_now logs the layer's failures; this is the bridge's own
+        log.exception("channel layer send to %s failed; clients will resync from the database", group)
+
+
+def call_collecting(collected: list[tuple[str, dict[str, Any]]], fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run `fn` (in a database thread) with its committed events appended to `collected`
+    instead of sent; the caller sends them with `send_collected`, also when `fn` raised (an
+    earlier transaction of the call may have committed)."""
+    token = _collected.set(collected)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _collected.reset(token)
+
+
+async def send_collected(collected: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send events gathered by `call_collecting`, in order, on the event loop."""
+    for group, event in collected:
+        await send_now(group, event)
+
+
+async def send_now(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(_bounded_send)(layer, group, event)
+        await _bounded_send(layer, group, event)
     except Exception as exc:  # a lost event is recovered by resync; a raised one would undo nothing
         if outage_of(exc) is None:
             log.exception("channel layer send to %s failed; clients will resync from the database", group)
@@ -91,7 +129,10 @@ SEND_TIMEOUT_SECONDS = 2.0
 
 
 async def _bounded_send(layer: Any, group: str, event: dict[str, Any]) -> None:
-    # Sent from the database thread (on commit): a Redis that hangs must not hold that thread,
-    # which every socket of the process needs (found by tests/realmode/test_chaos.py at 100
-    # sockets). A send given up on is a lost live frame, which clients recover by resync.
-    await asyncio.wait_for(layer.group_send(group, event), SEND_TIMEOUT_SECONDS)
+    # A Redis that hangs must not hold the sender: from a database thread (on commit) that is a
+    # thread every socket of the process needs (found by tests/realmode/test_chaos.py at 100
+    # sockets); on the message path it is the sender's ack. A send given up on is a lost live
+    # frame, which clients recover by resync.
+    # asyncio.timeout, not wait_for: no task of its own per event.
+    async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+        await layer.group_send(group, event)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat import events, frames
+from chat import events, frames, message_store, ratelimit
 from chat.errors import Conflict, InvalidInput
 from chat.models import Conversation, Message
 
@@ -46,19 +47,26 @@ def register_after_persist(fn: AfterPersist) -> None:
         _after_persist.append(fn)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Inbound:
-    conversation_id: int
     role: str
     body: Any
+    conversation_id: int | None = None
+    # Finds and locks the conversation instead of `conversation_id`, in one statement that also
+    # checks the sender may write there (chat.message_store.lock_open_for_visitor, lock_held): a
+    # round trip less per message, and the check holds under the lock. May annotate
+    # `sender_name`, the sender's display name as read with the lock.
+    lock: Callable[[], Conversation] | None = None
     sender_id: int | None = None
     visibility: str = Message.Visibility.PUBLIC
     whisper_to_id: int | None = None
     client_id: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
-    # Called under the conversation's row lock once the message is known not to be a resend, before
-    # anything is stored: where a per-sender limit can count without racing its own other sockets.
-    before_store: Callable[[Conversation], None] | None = None
+    # The sender's rate limit (visitors): at most this many messages of this role a minute in the
+    # conversation, 0 for none. Counted under the row lock, after the resend check and in the
+    # same statement: a resend of a stored message is answered, never refused as too fast, and
+    # two sockets of one visitor cannot both slip under the limit.
+    limit_per_minute: int = 0
 
 
 _ALLOWED_CONTROL = {"\n", "\t"}
@@ -99,35 +107,41 @@ def filter_text(text: str, ctx: FilterContext) -> str:
 
 def run(inbound: Inbound) -> tuple[Message, bool]:
     """Store and deliver one message; returns (message, created). A resend returns the original."""
-    body = clean_body(validate_body(inbound.body))
-    if not body:
-        raise InvalidInput("The message is empty.", code="empty")
-    client_id = validate_client_id(inbound.client_id)
     with transaction.atomic():
         # The row lock serialises writers of one conversation, so sequence numbers have no gaps
-        # or duplicates and a resend of the same client_id sees the first copy. No join: a joined
-        # department row would be locked too and make every message of a department wait on it.
-        conversation = Conversation.objects.select_for_update().get(pk=inbound.conversation_id)
-        if client_id is not None:
-            existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-            if existing is not None:
-                if existing.role != inbound.role or existing.sender_id != inbound.sender_id:
-                    raise Conflict("That client_id was already used by another sender.", code="duplicate_client_id")
-                return existing, False
-        if inbound.before_store is not None:
-            inbound.before_store(conversation)
+        # or duplicates and a resend of the same client_id sees the first copy. No join that
+        # locks more: a locked department row would make every message of a department wait.
+        if inbound.lock is not None:
+            conversation = inbound.lock()
+        else:
+            assert inbound.conversation_id is not None, "an Inbound names its conversation or how to lock it"
+            conversation = message_store.lock(inbound.conversation_id)
+        # After the lock (the access check): "no such chat" comes before "bad text", as always.
+        body = clean_body(validate_body(inbound.body))
+        if not body:
+            raise InvalidInput("The message is empty.", code="empty")
+        client_id = validate_client_id(inbound.client_id)
+        now = timezone.now()
+        limit = inbound.limit_per_minute
+        existing, recent = message_store.find_resend(
+            conversation, client_id, count_role=inbound.role if limit else None, since=now - timedelta(minutes=1)
+        )
+        if existing is not None:
+            if existing.role != inbound.role or existing.sender_id != inbound.sender_id:
+                raise Conflict("That client_id was already used by another sender.", code="duplicate_client_id")
+            return existing, False
+        if limit and recent >= limit:
+            raise ratelimit.too_many_messages(limit)
         ctx = FilterContext(conversation_id=conversation.pk, department_id=conversation.department_id, role=inbound.role)
         body = filter_text(body, ctx)
-        now = timezone.now()
         conversation.last_seq += 1
-        fields = ["last_seq"]
+        counters = ["last_seq"]
         public_seq = None
         if inbound.visibility == Message.Visibility.PUBLIC:
             conversation.last_public_seq += 1
             public_seq = conversation.last_public_seq
-            fields.append("last_public_seq")
-        conversation.save(update_fields=fields)
-        message = Message.objects.create(
+            counters.append("last_public_seq")
+        message = Message(
             conversation=conversation,
             seq=conversation.last_seq,
             public_seq=public_seq,
@@ -140,14 +154,17 @@ def run(inbound: Inbound) -> tuple[Message, bool]:
             meta=inbound.meta,
             created_at=now,
         )
+        message_store.store(conversation, message, counters=counters)
         for hook in _after_persist:
             hook(message)
-        broadcast_message(message)
+        broadcast_message(message, author=getattr(conversation, "sender_name", None) if inbound.sender_id else None)
     return message, True
 
 
-def broadcast_message(message: Message) -> None:
-    author = sender_display_name(message)
+def broadcast_message(message: Message, *, author: str | None = None) -> None:
+    """`author`: the sender's display name if the caller has it; else it is looked up."""
+    if author is None:
+        author = sender_display_name(message)
     if message.visibility == Message.Visibility.PUBLIC:
         events.send_event_on_commit(
             events.visitor_group(message.conversation_id), frames.visitor_message_frame(message, author=author)

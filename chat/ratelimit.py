@@ -1,8 +1,8 @@
 """Per-visitor rate limits on messages and new conversations (content safety, issue 6).
 
 Counted in the database, not in a process-local cache: every daphne process sees the same
-counts, and the message count is taken under the conversation's row lock in the pipeline's
-caller, so bursts from several sockets of one visitor are counted together.
+counts, and the message count is taken under the conversation's row lock (in the pipeline, with
+the resend check), so bursts from several sockets of one visitor are counted together.
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ def check_visitor_message(*, conversation_id: int, now: datetime | None = None) 
         conversation_id=conversation_id, role=Message.Role.VISITOR, created_at__gte=since
     ).count()
     if sent >= limit:
-        raise RateLimited(
-            f"You are sending messages too fast (at most {limit} a minute). "
-            "Wait a moment and send it again."
-        )
+        raise too_many_messages(limit)
+
+
+def too_many_messages(limit: int) -> RateLimited:
+    """The refusal of a message over the per-minute limit (the pipeline counts chat messages with
+    its resend check, chat.pipeline.Inbound.limit_per_minute; attachments with the function above)."""
+    return RateLimited(
+        f"You are sending messages too fast (at most {limit} a minute). Wait a moment and send it again."
+    )
 
 
 def check_visitor_start(*, visitor_id: int, now: datetime | None = None) -> None:

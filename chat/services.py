@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chat import assignment, events, frames, hooks, ratelimit
+from chat import assignment, events, frames, hooks, message_store, ratelimit
 from chat.errors import Conflict, InvalidInput, NotFound
 from chat.models import (
     AgentProfile,
@@ -154,22 +154,24 @@ def start_conversation(
 
 
 def post_visitor_message(*, visitor: Visitor, body: Any, client_id: Any) -> Message:
-    conversation = open_conversation_for_visitor(visitor=visitor)
-    if conversation is None:
-        raise NotFound("You have no open chat; start one first.")
-    # Counted under the row lock after the resend check: a resend of a stored message is answered
-    # from the database, never refused as too fast, and two sockets of one visitor cannot both
-    # slip under the limit (and it saves a round trip per message).
     message, _ = run(
         Inbound(
-            conversation_id=conversation.pk,
+            lock=lambda: _lock_open_chat(visitor),
             role=Message.Role.VISITOR,
             body=body,
             client_id=client_id,
-            before_store=lambda locked: ratelimit.check_visitor_message(conversation_id=locked.pk),
+            limit_per_minute=settings.CHAT_VISITOR_MESSAGES_PER_MINUTE,
         )
     )
     return message
+
+
+def _lock_open_chat(visitor: Visitor) -> Conversation:
+    # Found and locked in one statement (the hot path; docs/benchmarks.md).
+    conversation = message_store.lock_open_for_visitor(visitor_id=visitor.pk)
+    if conversation is None:
+        raise NotFound("You have no open chat; start one first.")
+    return conversation
 
 
 def post_staff_message(
@@ -183,18 +185,16 @@ def post_staff_message(
 ) -> Message:
     if visibility not in (Message.Visibility.PUBLIC, Message.Visibility.INTERNAL):
         raise InvalidInput("visibility must be public or internal.", code="invalid_field")
-    conversation = get_conversation_for_staff(user=user, conversation_id=conversation_id)
-    if conversation.status != Conversation.Status.ACTIVE:
-        raise Conflict("Accept the chat before writing in it.", code="not_active")
     role = Message.Role.AGENT if hasattr(user, "agent") else Message.Role.SUPERVISOR
     meta: dict[str, Any] = {}
     if canned_id is not None:
         from chat.canned import use_meta
 
+        conversation = _require_active(get_conversation_for_staff(user=user, conversation_id=conversation_id))
         meta = use_meta(agent=getattr(user, "agent", None), conversation=conversation, canned_id=canned_id, body=body)
     message, created = run(
         Inbound(
-            conversation_id=conversation.pk,
+            lock=lambda: _lock_for_staff_message(user, conversation_id),
             role=role,
             sender_id=user.pk,
             body=body,
@@ -204,21 +204,46 @@ def post_staff_message(
         )
     )
     if created and visibility == Message.Visibility.PUBLIC:
-        record_first_reply(conversation=conversation, at=message.created_at)
+        held = message.conversation
+        record_first_reply(conversation=held, at=message.created_at, holder_replied=getattr(held, "holder_replied", False))
     return message
 
 
-def record_first_reply(*, conversation: Conversation, at: datetime) -> None:
-    # Conditional updates: only the first public agent message sets these, whatever races. Once the
-    # conversation's is set (read just before), it never changes again: no round trip for it. The
-    # assignment's is per holder (a transfer starts a new one), so that update always runs.
+def _lock_for_staff_message(user: Any, conversation_id: Any) -> Conversation:
+    """The chat `user` may write in, locked: one they hold (any, for a superuser), accepted.
+
+    The same access check as selectors.get_conversation_for_staff, in the locking statement."""
+    if not isinstance(conversation_id, int) or isinstance(conversation_id, bool):
+        raise NotFound()
+    if getattr(user, "is_superuser", False):
+        conversation = message_store.lock(get_conversation_for_staff(user=user, conversation_id=conversation_id).pk)
+    else:
+        found = message_store.lock_held(user_id=user.pk, conversation_id=conversation_id)
+        if found is None:
+            raise NotFound()
+        conversation = found
+    return _require_active(conversation)
+
+
+def _require_active(conversation: Conversation) -> Conversation:
+    if conversation.status != Conversation.Status.ACTIVE:
+        raise Conflict("Accept the chat before writing in it.", code="not_active")
+    return conversation
+
+
+def record_first_reply(*, conversation: Conversation, at: datetime, holder_replied: bool = False) -> None:
+    # Conditional updates: only the first public agent message sets these, whatever races. Once
+    # set (as read with the lock), they never change again: no round trip for them. The
+    # conversation's is set once; the assignment's per holder (a transfer starts a new one).
     if conversation.first_agent_reply_at is None:
         Conversation.objects.filter(pk=conversation.pk, first_agent_reply_at__isnull=True).update(
             first_agent_reply_at=at
         )
-    Assignment.objects.filter(
-        conversation_id=conversation.pk, ended_at__isnull=True, accepted_at__isnull=False, first_reply_at__isnull=True
-    ).update(first_reply_at=at)
+    if not holder_replied:
+        Assignment.objects.filter(
+            conversation_id=conversation.pk, ended_at__isnull=True, accepted_at__isnull=False,
+            first_reply_at__isnull=True,
+        ).update(first_reply_at=at)
 
 
 def end_conversation(

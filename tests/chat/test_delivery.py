@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -15,9 +16,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
+from chat import events
+from chat.dbpool import message_sync_to_async
 from chat.models import Conversation, Message
 from tests.chat.helpers import agent_socket, open_chat, pending, receive_until, visitor_socket
 
@@ -218,6 +221,85 @@ async def test_every_message_is_committed_before_any_client_can_receive_it(agent
     assert {seq for _, seq, _ in checked} == {seq for seq, _, _ in await rows(conversation_id)}
     await visitor.disconnect()
     await agent_comm.disconnect()
+
+
+def _events_of_a_message_call(seen_in_thread: list[list[str]], sent: list[str]) -> None:
+    """A message-path call with a committed transaction, a rolled-back one, then an error."""
+    with transaction.atomic():
+        events.send_event_on_commit("hotpath.committed", {"type": "test"})
+    seen_in_thread.append(list(sent))
+    try:
+        with transaction.atomic():
+            events.send_event_on_commit("hotpath.rolled_back", {"type": "test"})
+            raise RuntimeError("undone")
+    except RuntimeError:
+        pass
+    seen_in_thread.append(list(sent))
+    raise ValueError("after the commit")
+
+
+async def test_a_message_calls_events_go_out_once_it_returns_and_only_what_committed():
+    sent: list[str] = []
+    seen_in_thread: list[list[str]] = []
+
+    def recording(original):
+        async def group_send(group: str, event: dict[str, Any]) -> None:
+            sent.append(group)
+            await original(group, event)
+
+        return group_send
+
+    with layer_group_send(recording), pytest.raises(ValueError, match="after the commit"):
+        await message_sync_to_async(_events_of_a_message_call)(seen_in_thread, sent)
+    # Sent from the event loop after the call (not from its thread at commit), also when the call
+    # failed after a commit; the rolled-back transaction's event never.
+    assert seen_in_thread == [[], []]
+    assert sent == ["hotpath.committed"]
+
+
+@pytest.mark.realmode
+async def test_a_message_after_postgresql_dropped_the_pools_connections_is_stored(agent, test_backend_pid):
+    # The message pool skips CONN_HEALTH_CHECKS' SELECT 1 per call (chat/dbpool.py); a connection
+    # PostgreSQL closed meanwhile must still be replaced before it is used, not fail a message.
+    visitor, agent_comm, conversation_id, _ = await open_chat()
+    await visitor.send_json_to({"type": "message", "body": "before", "client_id": "v-1"})
+    assert (await receive_until(visitor, lambda f: f["type"] in ("ack", "error")))["type"] == "ack"
+    await database_sync_to_async(_terminate_sessions_but)(test_backend_pid)
+    for i in range(3):  # more than one pool thread may hold a dead connection
+        await visitor.send_json_to({"type": "message", "body": f"after {i}", "client_id": f"v-a{i}"})
+        reply = await receive_until(visitor, lambda f: f["type"] in ("ack", "error"))
+        assert reply["type"] == "ack", reply
+        await agent_comm.send_json_to(
+            {"type": "message", "conversation_id": conversation_id, "body": f"reply {i}", "client_id": f"a-{i}"}
+        )
+        reply = await receive_until(agent_comm, lambda f: f["type"] in ("ack", "error"))
+        assert reply["type"] == "ack", reply
+    bodies = [b for _, _, b in await rows(conversation_id)]
+    assert bodies[-6:] == ["after 0", "reply 0", "after 1", "reply 1", "after 2", "reply 2"]
+    await visitor.disconnect()
+    await agent_comm.disconnect()
+
+
+@pytest.fixture
+def test_backend_pid(transactional_db) -> int:
+    """The test's own connection (the main thread's), which pytest-django needs to clean up."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _terminate_sessions_but(keep: int) -> None:
+    # Every other connection of the test database: the message pool's among them.
+    others = "datname = current_database() AND pid <> pg_backend_pid() AND pid <> %s"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}", [keep])
+        assert cursor.fetchall(), "no pool connection to drop"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            cursor.execute(f"SELECT count(*) FROM pg_stat_activity WHERE {others}", [keep])
+            if not cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
 
 
 # --- the layer drops everything: the database still delivers --------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -57,6 +58,18 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         await super().accept(subprotocol, headers)
         layer_watch.register(self)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' own dispatch first runs `close_old_connections` on the process' one database
+        thread, before every message: every frame in and every live event out, of every socket.
+        Every ORM call here goes through `database_sync_to_async`, which does that around each
+        call anyway; the extra hop only made each socket's live frames wait behind the database
+        work of all the others (found by tests/realmode/test_chaos.py, docs/benchmarks.md)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         layer_watch.unregister(self)

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from chat import (
     assignment,
@@ -420,6 +421,7 @@ class AgentConsumer(JsonFrameConsumer):
 
         profile = AgentProfile.objects.get(pk=self.profile.pk)
         self.profile = profile
+        username = f"user__{get_user_model().USERNAME_FIELD}"
         departments = list(profile.departments.all())
         self.department_ids = [d.pk for d in departments]
         queue = []
@@ -439,10 +441,14 @@ class AgentConsumer(JsonFrameConsumer):
             },
             "conversations": [frames.staff_conversation_frame(c) for c in held],
             "queue": queue,
+            # Rows, not model instances: each agent's state lists every other agent, and building
+            # two model objects per agent was most of what a state cost with 100 agents per process
+            # (py-spy during tests/realmode/test_chaos.py; docs/benchmarks.md, "Chaos").
             "agents": [
-                {"user_id": a.user_id, "name": a.display_name, "presence": a.presence,
-                 "username": a.user.get_username()}
-                for a in AgentProfile.objects.exclude(pk=profile.pk).select_related("user").order_by("display_name")
+                {"user_id": a["user_id"], "name": a["display_name"], "presence": a["presence"],
+                 "username": a[username]}
+                for a in AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name").values(
+                    "user_id", "display_name", "presence", username)
             ],
             "all_departments": [{"id": d.pk, "name": d.name} for d in Department.objects.all()],
         }

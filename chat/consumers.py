@@ -312,8 +312,10 @@ class VisitorConsumer(JsonFrameConsumer):
             message=data.get("message"),
             client_id=data.get("client_id"),
         )
-        state = await database_sync_to_async(self._conversation_state)(conversation.pk)
+        # Join first (the agent may accept at once, and the "joined" line must reach this socket
+        # live), then read the state, so it counts at least as far as the history just sent.
         await self._follow(conversation.pk)
+        state = await database_sync_to_async(self._conversation_state)(conversation.pk)
         await self.send_frame(state)
 
     def _conversation_state(self, conversation_id: int) -> dict[str, Any]:

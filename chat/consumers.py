@@ -449,7 +449,10 @@ class AgentConsumer(JsonFrameConsumer):
 
     async def _start(self) -> None:
         await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
-        state = await database_sync_to_async(self._state)()
+        # The heaviest read of a handshake, on the message threads: when a server goes down its
+        # agents all come to the other one at once, and on the one database thread their states
+        # queued behind each other past the clients' handshake timeout (test_chaos.py).
+        state = await message_sync_to_async(self._state)()
         await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
         for department_id in self.department_ids:
             await self.channel_layer.group_add(events.department_group(department_id), self.channel_name)

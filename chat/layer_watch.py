@@ -22,9 +22,10 @@ times (the origin check, the session, the staff checks, `hello` or the agent's s
 history), besides the subscriptions: measured with 100 sockets per process (docs/benchmarks.md,
 "Chaos"), the sockets opened after 3-4 s but caught up only after 14 s (median; 23 s at most),
 and with 200 per process the handshakes timed out, came back and queued again. Catching up in
-place needs no handshake and no subscription, and its reads run on a few threads of their own
-(`catch_up_sync_to_async`). A socket that cannot catch up in place (a supervisor's) is still
-closed with `CLOSE_RESYNC` (4503) and its client reconnects with backoff and jitter.
+place needs no handshake and no subscription, and its reads run on the message threads, not on
+the one database thread (`catch_up_sync_to_async`). A socket that cannot catch up in place (a
+supervisor's) is still closed with `CLOSE_RESYNC` (4503); its client reconnects with backoff and
+jitter.
 """
 
 from __future__ import annotations
@@ -35,23 +36,17 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
 from channels.layers import get_channel_layer
+
+from chat.dbpool import message_sync_to_async
 
 log = logging.getLogger(__name__)
 
 INTERVAL = 1.0
 PROBE_TIMEOUT = 2.0
 CLOSE_RESYNC = 4503
-# Catching up reads the database for every socket of the process at once. On the one database
-# thread every socket shares (Channels' thread-sensitive executor) that queue held up everything
-# else for seconds; a few threads of their own (each with its own connection) overlap the waits
-# for PostgreSQL and leave that thread to the sockets' other work.
-CATCH_UP_THREADS = 4
-_catch_up_pool: ThreadPoolExecutor | None = None
 RESYNC_EVENT = {"type": "layer.resync"}  # handled by JsonFrameConsumer.layer_resync and its subclasses
 
 _sockets: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -71,11 +66,12 @@ def unregister(consumer: Any) -> None:
 
 
 def catch_up_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Like `database_sync_to_async`, on the catch-up threads: for the reads of `layer_resync`."""
-    global _catch_up_pool
-    if _catch_up_pool is None:
-        _catch_up_pool = ThreadPoolExecutor(max_workers=CATCH_UP_THREADS, thread_name_prefix="catch-up")
-    return DatabaseSyncToAsync(fn, thread_sensitive=False, executor=_catch_up_pool)
+    """Where the reads of `layer_resync` run: catching up reads the database for every socket of
+    the process at once, and on the one database thread every socket shares (Channels'
+    thread-sensitive executor) that queue held up everything else for seconds. The message
+    threads (chat/dbpool.py, each with its own connection) overlap the waits for PostgreSQL
+    and need no connections beyond the ones the process has."""
+    return message_sync_to_async(fn)
 
 
 def status() -> dict[str, Any] | None:

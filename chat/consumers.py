@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from chat import (
     assignment,
@@ -33,6 +34,7 @@ from chat import (
     visitor_panel,
 )
 from chat.dbpool import message_sync_to_async
+from chat.delivered import Delivered
 from chat.errors import ChatError, InvalidInput, outage_of
 from chat.models import Message
 from chat.pipeline import display_names
@@ -99,6 +101,12 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=orjson.dumps(frame).decode())
 
+    async def layer_resync(self, event: dict[str, Any]) -> None:
+        """The channel layer was down and is back (chat/layer_watch.py): live frames sent
+        meanwhile are lost. A socket that cannot catch up in place is closed with 4503, and its
+        client reconnects and resumes."""
+        await self.close(code=layer_watch.CLOSE_RESYNC)
+
     async def send_error(self, code: str, message: str, *, ref: Any = None) -> None:
         frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
         if isinstance(ref, str | int) and not isinstance(ref, bool):
@@ -162,6 +170,7 @@ class VisitorConsumer(JsonFrameConsumer):
     async def connect(self) -> None:
         self.visitor = None
         self.conversation_id = None
+        self.delivered = Delivered()
         await self.accept()
         sweeper.ensure_running()
 
@@ -237,6 +246,21 @@ class VisitorConsumer(JsonFrameConsumer):
         """
         from chat.models import Department
 
+        conversation, after_seq = self._followed_conversation(last_seq, followed)
+        frame = None
+        if conversation is not None:
+            frame = frames.visitor_conversation_frame(
+                conversation, queue_position=assignment.queue_position_of(conversation)
+            )
+        state = {
+            "visitor": {"name": self.visitor.name, "email": self.visitor.email},
+            "conversation": frame,
+            "departments": [{"slug": d.slug, "name": d.name} for d in Department.objects.all()],
+            "blocked": blocks.is_blocked(visitor=self.visitor, ip_address=self._client_ip()),
+        }
+        return state, after_seq
+
+    def _followed_conversation(self, last_seq: int, followed: int | None) -> tuple[Any, int]:
         after_seq = last_seq
         conversation = selectors.open_conversation_for_visitor(visitor=self.visitor)
         if conversation is not None:
@@ -251,33 +275,24 @@ class VisitorConsumer(JsonFrameConsumer):
             # was away is the latest one, and it still gets the rest (the last replies, the end
             # line) instead of a blank page.
             conversation = selectors.latest_conversation_for_visitor(visitor=self.visitor)
-        frame = None
-        if conversation is not None:
-            frame = frames.visitor_conversation_frame(
-                conversation, queue_position=assignment.queue_position_of(conversation)
-            )
-        state = {
-            "visitor": {"name": self.visitor.name, "email": self.visitor.email},
-            "conversation": frame,
-            "departments": [{"slug": d.slug, "name": d.name} for d in Department.objects.all()],
-            "blocked": blocks.is_blocked(visitor=self.visitor, ip_address=self._client_ip()),
-        }
-        return state, after_seq
+        return conversation, after_seq
 
-    async def _follow(self, conversation_id: int, *, after_seq: int = 0) -> None:
+    async def _follow(self, conversation_id: int, *, after_seq: int = 0, read: Any = database_sync_to_async) -> None:
         if self.conversation_id not in (None, conversation_id):
             await self.channel_layer.group_discard(events.visitor_group(self.conversation_id), self.channel_name)
         self.conversation_id = conversation_id
         await self.channel_layer.group_add(events.visitor_group(conversation_id), self.channel_name)
         # Join first, then read: anything sent in between arrives twice at worst, and the
         # client drops sequence numbers it already has.
-        await self._send_history(after_seq)
+        await self._send_history(after_seq, read=read)
 
-    async def _send_history(self, after_seq: int) -> None:
+    async def _send_history(self, after_seq: int, *, read: Any = database_sync_to_async) -> None:
         # One frame per page until a short page: a long absence is delivered in full.
         while True:
-            history = await database_sync_to_async(self._history)(after_seq)
+            history = await read(self._history)(after_seq)
             await self.send_frame(history)
+            last = history["messages"][-1]["seq"] if history["messages"] else None
+            self.delivered.history(history["conversation_id"], after_seq=after_seq, last_seq=last)
             if len(history["messages"]) < selectors.HISTORY_PAGE:
                 return
             after_seq = history["messages"][-1]["seq"]
@@ -304,8 +319,10 @@ class VisitorConsumer(JsonFrameConsumer):
             message=data.get("message"),
             client_id=data.get("client_id"),
         )
-        state = await database_sync_to_async(self._conversation_state)(conversation.pk)
+        # Join first (the agent may accept at once, and the "joined" line must reach this socket
+        # live), then read the state, so it counts at least as far as the history just sent.
         await self._follow(conversation.pk)
+        state = await database_sync_to_async(self._conversation_state)(conversation.pk)
         await self.send_frame(state)
 
     def _conversation_state(self, conversation_id: int) -> dict[str, Any]:
@@ -368,6 +385,32 @@ class VisitorConsumer(JsonFrameConsumer):
         if frame.get("type") == "message" and "visibility" in frame:
             return  # a staff frame: never forwarded to a visitor
         await self.send_frame(frame)
+        if frame.get("type") == "message":
+            self.delivered.live(self.conversation_id, frame["seq"])
+
+    async def layer_resync(self, event: dict[str, Any]) -> None:
+        """Catch up in place after a channel-layer outage: join the groups again (the list-based
+        layer kept them in the Redis that restarted), then send the followed chat's messages after
+        the last seq this socket got in full, and its state as it is now (it may have ended, or
+        another tab may have started a new one). Closing instead would make every socket of the
+        process reconnect at once: handshakes, subscriptions and database reads for all of them."""
+        if self.visitor is None:
+            return  # nothing followed yet: its hello will read everything
+        await self.channel_layer.group_add(events.visitor_private_group(self.visitor.pk), self.channel_name)
+        followed = self.conversation_id
+        after = self.delivered.upto(followed) if followed is not None else 0
+        frame, after_seq = await layer_watch.catch_up_sync_to_async(self._resync_state)(after, followed)
+        if frame is None:
+            return
+        await self._follow(frame["conversation_id"], after_seq=after_seq, read=layer_watch.catch_up_sync_to_async)
+        await self.send_frame(frame)
+
+    def _resync_state(self, last_seq: int, followed: int | None) -> tuple[dict[str, Any] | None, int]:
+        conversation, after_seq = self._followed_conversation(last_seq, followed)
+        if conversation is None:
+            return None, 0
+        frame = frames.visitor_conversation_frame(conversation, queue_position=assignment.queue_position_of(conversation))
+        return frame, after_seq
 
 
 class AgentConsumer(JsonFrameConsumer):
@@ -413,7 +456,10 @@ class AgentConsumer(JsonFrameConsumer):
 
     async def _start(self) -> None:
         await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
-        state = await database_sync_to_async(self._state)()
+        # The heaviest read of a handshake, on the message threads: when a server goes down its
+        # agents all come to the other one at once, and on the one database thread their states
+        # queued behind each other past the clients' handshake timeout (test_chaos.py).
+        state = await message_sync_to_async(self._state)()
         await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
         for department_id in self.department_ids:
             await self.channel_layer.group_add(events.department_group(department_id), self.channel_name)
@@ -426,6 +472,7 @@ class AgentConsumer(JsonFrameConsumer):
 
         profile = AgentProfile.objects.get(pk=self.profile.pk)
         self.profile = profile
+        username = f"user__{get_user_model().USERNAME_FIELD}"
         departments = list(profile.departments.all())
         self.department_ids = [d.pk for d in departments]
         queue = []
@@ -445,13 +492,37 @@ class AgentConsumer(JsonFrameConsumer):
             },
             "conversations": [frames.staff_conversation_frame(c) for c in held],
             "queue": queue,
+            # Rows, not model instances: each agent's state lists every other agent, and building
+            # two model objects per agent was most of what a state cost with 100 agents per process
+            # (py-spy during tests/realmode/test_chaos.py; docs/benchmarks.md, "Chaos").
             "agents": [
-                {"user_id": a.user_id, "name": a.display_name, "presence": a.presence,
-                 "username": a.user.get_username()}
-                for a in AgentProfile.objects.exclude(pk=profile.pk).select_related("user").order_by("display_name")
+                {"user_id": a["user_id"], "name": a["display_name"], "presence": a["presence"],
+                 "username": a[username]}
+                for a in AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name").values(
+                    "user_id", "display_name", "presence", username)
             ],
             "all_departments": [{"id": d.pk, "name": d.name} for d in Department.objects.all()],
         }
+
+    async def layer_resync(self, event: dict[str, Any]) -> None:
+        """Catch up in place after a channel-layer outage: a fresh `state` (the client then syncs
+        each held chat from the last seq it has, as after a reconnection), and the groups joined
+        again to match it: an offer, a transfer or a department change sent meanwhile was lost,
+        and the list-based layer's memberships were in the Redis that restarted."""
+        departments_before = set(self.department_ids)
+        state = await layer_watch.catch_up_sync_to_async(self._state)()
+        held = {c["conversation_id"] for c in state["conversations"]}
+        await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
+        for department_id in departments_before - set(self.department_ids):
+            await self.channel_layer.group_discard(events.department_group(department_id), self.channel_name)
+        for department_id in self.department_ids:
+            await self.channel_layer.group_add(events.department_group(department_id), self.channel_name)
+        for conversation_id in self.conversations - held - self.helping:
+            await self._unsubscribe(conversation_id)  # transferred or taken away meanwhile
+        self.helping -= held
+        for conversation_id in held | self.helping:
+            await self._subscribe(conversation_id)
+        await self.send_frame(state)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "profile", None) is None or not hasattr(self, "user"):

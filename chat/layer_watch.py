@@ -10,11 +10,22 @@ process runs this watch (started by its first socket):
 - when a probe fails, the outage is logged once (WARNING, with the reason) and /readyz answers
   503 naming the channel layer (`status()`); for the pub/sub layer the Redis connections are
   thrown away and every channel and group of the process subscribed again on new ones;
-- once a probe succeeds again, every open chat socket of the process is closed with
-  `CLOSE_RESYNC` (4503). Frames published during the outage are gone, so the clients reconnect
-  with their backoff and jitter and resume from the database by sequence number, as
-  docs/protocol.md says (hello with last_seq / state and sync), which also re-creates group
-  memberships a restarted Redis lost (the list-based layer keeps them in Redis).
+- once a probe succeeds again and every channel and group is subscribed, every open chat socket
+  of the process gets a `layer.resync` event: frames published during the outage are gone, so
+  each socket catches up from the database on its own connection (visitor: the messages after
+  the last seq it got in full, and the chat's state; agent: a fresh `state`, after which the
+  client syncs, as after a reconnection; see the consumers' `layer_resync`).
+
+It used to close every socket with 4503 instead, and every client of the process reconnected
+within a second or two. Each handshake and resume needs the process' one database thread several
+times (the origin check, the session, the staff checks, `hello` or the agent's state, then the
+history), besides the subscriptions: measured with 100 sockets per process (docs/benchmarks.md,
+"Chaos"), the sockets opened after 3-4 s but caught up only after 14 s (median; 23 s at most),
+and with 200 per process the handshakes timed out, came back and queued again. Catching up in
+place needs no handshake and no subscription, and its reads run on the message threads, not on
+the one database thread (`catch_up_sync_to_async`). A socket that cannot catch up in place (a
+supervisor's) is still closed with `CLOSE_RESYNC` (4503); its client reconnects with backoff and
+jitter.
 """
 
 from __future__ import annotations
@@ -24,15 +35,19 @@ import contextlib
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
+
+from chat.dbpool import message_sync_to_async
 
 log = logging.getLogger(__name__)
 
 INTERVAL = 1.0
 PROBE_TIMEOUT = 2.0
 CLOSE_RESYNC = 4503
+RESYNC_EVENT = {"type": "layer.resync"}  # handled by JsonFrameConsumer.layer_resync and its subclasses
 
 _sockets: weakref.WeakSet[Any] = weakref.WeakSet()
 _task: asyncio.Task[None] | None = None
@@ -48,6 +63,15 @@ def register(consumer: Any) -> None:
 
 def unregister(consumer: Any) -> None:
     _sockets.discard(consumer)
+
+
+def catch_up_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the reads of `layer_resync` run: catching up reads the database for every socket of
+    the process at once, and on the one database thread every socket shares (Channels'
+    thread-sensitive executor) that queue held up everything else for seconds. The message
+    threads (chat/dbpool.py, each with its own connection) overlap the waits for PostgreSQL
+    and need no connections beyond the ones the process has."""
+    return message_sync_to_async(fn)
 
 
 def status() -> dict[str, Any] | None:
@@ -83,18 +107,57 @@ async def _watch(layer: Any) -> None:
             if _down_since is None:
                 _down_since = time.monotonic()
                 log.warning("channel layer unreachable (%s): live frames are lost until it is back; "
-                            "sockets will be closed then so that clients resync", _last_error)
+                            "the sockets catch up then", _last_error)
             await _reconnect(layer)
             continue
         if _down_since is not None:
+            try:
+                channel = await _resubscribed(layer, channel)
+            except Exception as exc:  # noqa: BLE001 - still an outage, with its reason
+                _last_error = f"resubscribing failed: {type(exc).__name__}: {exc}"[:300]
+                channel = None
+                await _reconnect(layer)
+                continue
             seconds = time.monotonic() - _down_since
             _down_since = None
             sockets = list(_sockets)
-            log.warning("channel layer back after %.1f s; closing %d sockets (code %d) so that clients resync",
-                        seconds, len(sockets), CLOSE_RESYNC)
-            for consumer in sockets:
-                with contextlib.suppress(Exception):
-                    await consumer.close(code=CLOSE_RESYNC)
+            log.warning("channel layer back after %.1f s; %d sockets catch up in place (live frames of the "
+                        "outage are lost)", seconds, len(sockets))
+            await _resync(layer, sockets)
+
+
+async def _resubscribed(layer: Any, probe_channel: str) -> str:
+    """Every channel and group of the process subscribed again; returns the probe channel to use
+    from now on.
+
+    The last reconnect may have run while Redis was still down, so some may be missing. And
+    subscribing only writes to the connection: a probe on a channel subscribed after all of them
+    comes back only once Redis has taken every one, and only then may the sockets be told."""
+    await asyncio.wait_for(_resubscribe(layer), PROBE_TIMEOUT)
+    barrier = await layer.new_channel("layerwatch.")
+    await asyncio.wait_for(_probe(layer, barrier), PROBE_TIMEOUT)
+    await _forget_channel(layer, probe_channel)
+    return barrier
+
+
+async def _forget_channel(layer: Any, channel: str) -> None:
+    get_loop_layer = getattr(layer, "_get_layer", None)
+    if get_loop_layer is None:
+        return
+    loop_layer = get_loop_layer()
+    if loop_layer.channels.pop(channel, None) is not None:
+        await loop_layer._get_shard(channel).unsubscribe(channel)
+
+
+async def _resync(layer: Any, sockets: list[Any]) -> None:
+    """Each socket is told through its own channel, so the catch-up runs in the socket's task, in
+    order with its other frames; a socket the event cannot reach is closed with 4503 instead."""
+    for consumer in sockets:
+        try:
+            await layer.send(consumer.channel_name, RESYNC_EVENT)
+        except Exception:  # noqa: BLE001 - the client reconnects and resumes instead
+            with contextlib.suppress(Exception):
+                await consumer.close(code=CLOSE_RESYNC)
 
 
 def _being_cancelled() -> bool:
@@ -107,6 +170,15 @@ async def _probe(layer: Any, channel: str) -> None:
     message = await layer.receive(channel)
     if message.get("type") != "layerwatch.probe":
         raise RuntimeError("the channel layer returned something else")
+
+
+async def _resubscribe(layer: Any) -> None:
+    get_loop_layer = getattr(layer, "_get_layer", None)
+    if get_loop_layer is None:
+        return  # the list-based layer: the sockets join their groups again when they resync
+    loop_layer = get_loop_layer()
+    for name in [*loop_layer.channels, *loop_layer.groups]:
+        await loop_layer._get_shard(name).subscribe(name)  # a no-op for names already subscribed
 
 
 async def _reconnect(layer: Any) -> None:
@@ -138,6 +210,5 @@ async def _reconnect(layer: Any) -> None:
             shard._redis = None
             shard._pubsub = None
             shard._subscribed_to = set()
-    with contextlib.suppress(Exception):
-        for name in [*loop_layer.channels, *loop_layer.groups]:
-            await loop_layer._get_shard(name).subscribe(name)
+    with contextlib.suppress(Exception):  # Redis may still be down: the next probe tells
+        await _resubscribe(layer)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -174,8 +175,14 @@ class _Watch:
 
     async def _watch(self) -> None:
         interval = settings.STAFF_SOCKET_RECHECK_SECONDS
+        # The first re-check comes at a random point of the first interval: agents whose sockets
+        # opened together (a server restart, a Redis outage's reconnections) would otherwise be
+        # re-checked together for good, a burst of database work on the process' one database
+        # thread every interval (seen in a py-spy profile of tests/realmode/test_chaos.py).
+        delay = interval * random.uniform(0.5, 1.0)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             if not self.accepted or self.closed:
                 continue
             active, self.active = self.active, False

@@ -145,13 +145,21 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Channels -------------------------------------------------------------------------
 if REDIS_URL:
+    _LAYER_BACKEND = envstr("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer")
+    # redis-py waits forever by default. The pub/sub layer sends every publish, subscribe and
+    # unsubscribe of the process through one connection under one lock, so one command to a Redis
+    # that stopped answering would hold up every socket of the process; with a timeout it fails,
+    # and chat/layer_watch.py reconnects. (The list-based layer blocks up to 5 s in BZPOPMIN by
+    # design, so it gets a read timeout above that.)
+    _LAYER_HOST = {"address": REDIS_URL, "socket_connect_timeout": 2,
+                   "socket_timeout": 2 if _LAYER_BACKEND.endswith(".RedisPubSubChannelLayer") else 10}
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer relays several times more messages per second than the list-based
             # layer on this hardware (see docs/benchmarks.md); losing a frame is acceptable because
             # the database, not the layer, is the source of truth and clients resync by sequence.
-            "BACKEND": envstr("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer"),
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("CHANNEL_LAYER_PREFIX", "coachline")},
+            "BACKEND": _LAYER_BACKEND,
+            "CONFIG": {"hosts": [_LAYER_HOST], "prefix": envstr("CHANNEL_LAYER_PREFIX", "coachline")},
         }
     }
 else:

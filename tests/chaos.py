@@ -279,8 +279,13 @@ class Side:
             await self.ws.send(json.dumps({"type": "accept", "conversation_id": frame["conversation_id"]}))  # type: ignore[union-attr]
             self.conversation_id = frame["conversation_id"]
         elif kind == "conversation":
-            if self.role == "visitor" and frame.get("status") == "active":
+            if self.role == "visitor" and self.conversation_id is None:
+                # The chat its `start` opened (queued, then offered): its messages are this
+                # client's from now on, the "joined" line included, which comes live before the
+                # `active` frame. (Dropping it went unnoticed while every Redis restart made all
+                # clients reconnect and fetch their whole history again.)
                 self.conversation_id = frame["conversation_id"]
+            if self.role == "visitor" and frame.get("status") == "active":
                 self.setup_done.set()
             if self.role == "agent" and frame.get("status") == "active":
                 self.setup_done.set()

@@ -261,6 +261,18 @@
     emit("chat", entry, c);
   }
 
+  function chatGone(id, status, why) {
+    var entry = chats.get(id);
+    if (!entry) return;
+    entry.status = status;
+    entry.el.querySelector(".offer").hidden = true;
+    entry.el.querySelector(".active-tools").hidden = true;
+    entry.el.querySelector(".title").textContent += " — " + why;
+    entry.el.querySelector(".typing").hidden = true;
+    updateCount();
+    emit("chat", entry, { conversation_id: id, status: entry.status });
+  }
+
   function updateCount() {
     var n = 0;
     chats.forEach(function (c) { if (!c.helping && (c.status === "active" || c.status === "offered")) n += 1; });
@@ -420,6 +432,15 @@
       switch (f.type) {
         case "state":
           me = f.me; agents = f.agents; departments = f.all_departments;
+          // Also after a reconnection, or on the same socket once the server's live stream is
+          // repaired (docs/protocol.md, Resume): an open chat missing from it was taken away
+          // while this page could not hear it (a transfer, an offer that timed out).
+          var held = new Set(f.conversations.map(function (c) { return c.conversation_id; }));
+          chats.forEach(function (entry, id) {
+            if (!held.has(id) && !entry.helping && (entry.status === "active" || entry.status === "offered")) {
+              chatGone(id, "gone", "no longer yours");
+            }
+          });
           $("presence").value = me.presence;
           $("presence").disabled = false;
           // Kept per department so that a later "queue" frame alerts only on a real newcomer.
@@ -455,16 +476,8 @@
         case "dm": renderDm(f); break;
         case "dm_history": if (f.with === dmWith) { $("dm-log").innerHTML = ""; f.messages.forEach(renderDm); } break;
         case "offer_withdrawn": case "unassigned": case "ended":
-          var entry = chats.get(f.conversation_id);
-          if (entry) {
-            entry.status = f.type === "ended" ? f.status : "gone";
-            entry.el.querySelector(".offer").hidden = true;
-            entry.el.querySelector(".active-tools").hidden = true;
-            entry.el.querySelector(".title").textContent += " — " + (f.type === "ended" ? "ended" : "no longer yours (" + f.reason + ")");
-            entry.el.querySelector(".typing").hidden = true;
-            updateCount();
-            emit("chat", entry, { conversation_id: f.conversation_id, status: entry.status });
-          }
+          chatGone(f.conversation_id, f.type === "ended" ? f.status : "gone",
+                   f.type === "ended" ? "ended" : "no longer yours (" + f.reason + ")");
           break;
         case "presence": $("presence").value = f.status; if (f.reason === "missed_offer") showError("You missed a chat and were set to away."); break;
         case "typing":

@@ -3,6 +3,10 @@
 The server process is killed (SIGKILL, as a crash) in the middle of a chat and started again on
 the same port. While it is down both people write; afterwards both pages must say they are
 connected again by themselves, and each must show the whole chat, once, in the stored order.
+
+And through a Redis restart (real mode): the server's live stream breaks but the sockets stay
+open; once Redis is back the server catches both pages up on the same sockets (chat/layer_watch.py),
+so neither page reconnects, and each shows what the other wrote meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from chat.models import Message
 from tests import serverprocs
 from tests.auth import log_in_browser
 from tests.browser.conftest import TIMEOUT_MS
+from tests.chaos import RedisServer
+from tests.conftest import real_mode
 from tests.factories import AgentFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -60,14 +66,28 @@ def restartable(transactional_db: None) -> Iterator[Restartable]:
         holder.server.stop()
 
 
+# Counts the sockets a page opens: a page caught up in place opens no second one.
+COUNT_SOCKETS = """
+(() => {
+  const Native = window.WebSocket;
+  window.__socketsOpened = 0;
+  function Counted(url, protocols) { window.__socketsOpened += 1; return new Native(url, protocols); }
+  Counted.prototype = Native.prototype;
+  for (const k of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Counted[k] = Native[k];
+  window.WebSocket = Counted;
+})();
+"""
+
+
 @pytest.fixture
-async def pages(chromium: Any, restartable: Restartable) -> AsyncIterator[Any]:
+async def browser_pages(chromium: Any) -> AsyncIterator[Any]:
     contexts = []
     errors: list[str] = []
 
-    async def _open() -> Page:
-        context = await chromium.new_context(base_url=restartable.server.base_url)
+    async def _open(base_url: str) -> Page:
+        context = await chromium.new_context(base_url=base_url)
         context.set_default_timeout(TIMEOUT_MS)
+        await context.add_init_script(COUNT_SOCKETS)
         contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
@@ -78,6 +98,11 @@ async def pages(chromium: Any, restartable: Restartable) -> AsyncIterator[Any]:
         await context.close()
     if errors:
         pytest.fail("JavaScript errors on the pages:\n" + "\n".join(errors))
+
+
+@pytest.fixture
+async def pages(browser_pages: Any, restartable: Restartable) -> Any:
+    return lambda: browser_pages(restartable.server.base_url)
 
 
 @pytest.fixture
@@ -99,18 +124,16 @@ def _lines(texts: list[str]) -> list[str]:
     return [" ".join(t.split()) for t in texts]
 
 
-async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_server_crash(
-    pages, restartable: Restartable, alice
-):
-    port = restartable.server.port
-    agent = await pages()
+async def _chat_between(open_page: Any, port: int) -> tuple[Page, Any, Page, Any]:
+    """Alice in the workspace and Vera in the widget, chatting: (agent page, chat, visitor page, panel)."""
+    agent = await open_page()
     await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
     await agent.locator("#presence").select_option("online")
     await expect(agent.locator("#presence")).to_have_value("online")
     await asyncio.sleep(0.5)
 
     # The demo shop page (localhost) with the widget from 127.0.0.1: another origin, as on a customer's site.
-    visitor = await pages()
+    visitor = await open_page()
     await visitor.goto(f"http://localhost:{port}/widget/demo/")
     widget = visitor.locator("#coachline-widget")
     await widget.get_by_role("button", name="Chat with us").click()
@@ -124,6 +147,24 @@ async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_serve
     await chat.get_by_label("Message").fill("Let me check.")
     await chat.get_by_role("button", name="Send").click()
     await expect(panel.locator(".log")).to_contain_text("Alice Agent: Let me check.")
+    return agent, chat, visitor, panel
+
+
+async def _assert_both_show_the_stored_chat(chat: Any, panel: Any, bodies: list[str]) -> None:
+    """Each message stored once, and both pages show exactly the stored chat, in its order."""
+    stored = [(role, body) for role, body in await _stored_public() if role in ("visitor", "agent")]
+    assert sorted(body for _, body in stored) == sorted(bodies)
+    expected_widget = [("You: " if role == "visitor" else "Alice Agent: ") + body for role, body in stored]
+    widget_lines = _lines(await panel.locator(".log li.msg:not(.msg-system)").all_inner_texts())
+    assert widget_lines == expected_widget
+    agent_lines = _lines(await chat.locator(".log li.msg:not(.msg-system)").all_inner_texts())
+    assert [next((b for _, b in stored if b in line), line) for line in agent_lines] == [b for _, b in stored]
+
+
+async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_server_crash(
+    pages, restartable: Restartable, alice
+):
+    agent, chat, visitor, panel = await _chat_between(pages, restartable.server.port)
 
     # --- the server crashes ---------------------------------------------------------------
     await asyncio.to_thread(restartable.crash)
@@ -147,12 +188,62 @@ async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_serve
     await expect(panel.locator(".log")).to_contain_text("Alice Agent: Still here, are you?")
     await expect(chat.locator(".log")).to_contain_text("Written while you were gone.")
 
-    # Each message stored once, and both pages show exactly the stored chat, in its order.
-    stored = [(role, body) for role, body in await _stored_public() if role in ("visitor", "agent")]
-    assert sorted(body for _, body in stored) == sorted(
-        ["My parcel is late.", "Let me check.", "Written while you were gone.", "Still here, are you?"])
-    expected_widget = [("You: " if role == "visitor" else "Alice Agent: ") + body for role, body in stored]
-    widget_lines = _lines(await panel.locator(".log li.msg:not(.msg-system)").all_inner_texts())
-    assert widget_lines == expected_widget
-    agent_lines = _lines(await chat.locator(".log li.msg:not(.msg-system)").all_inner_texts())
-    assert [next((b for _, b in stored if b in line), line) for line in agent_lines] == [b for _, b in stored]
+    await _assert_both_show_the_stored_chat(
+        chat, panel, ["My parcel is late.", "Let me check.", "Written while you were gone.", "Still here, are you?"])
+
+
+@pytest.fixture
+def server_on_own_redis(transactional_db: None) -> Iterator[tuple[RedisServer, serverprocs.DaphneServer]]:
+    """A redis-server of this test's own (never the machine's) and a daphne process using it."""
+    if not real_mode():
+        pytest.skip("needs PostgreSQL and Redis (real mode)")
+    redis = RedisServer()
+    redis.start()
+    env = serverprocs.child_env({
+        "DATABASE_URL": serverprocs.current_database_url(), "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "REDIS_URL": redis.url, "CHANNEL_LAYER_PREFIX": f"resync-{uuid.uuid4().hex[:12]}",
+    })
+    try:
+        server = serverprocs.start_server(env=env, name="resync-daphne")
+    except BaseException:
+        redis.stop()
+        raise
+    try:
+        yield redis, server
+    finally:
+        server.stop()
+        redis.stop()
+
+
+async def test_widget_and_workspace_catch_up_on_the_same_sockets_after_a_redis_restart(
+    browser_pages, server_on_own_redis: tuple[RedisServer, serverprocs.DaphneServer], alice
+):
+    redis, server = server_on_own_redis
+    agent, chat, visitor, panel = await _chat_between(lambda: browser_pages(server.base_url), server.port)
+    opened = [await page.evaluate("window.__socketsOpened") for page in (agent, visitor)]
+
+    # --- Redis goes away: the sockets stay open, live frames are lost --------------------------
+    await asyncio.to_thread(redis.stop)
+    composer = panel.get_by_label("Message", exact=True)
+    await composer.fill("Written while Redis was down.")
+    await composer.press("Enter")
+    await chat.get_by_label("Message").fill("Are you still there?")
+    await chat.get_by_role("button", name="Send").click()
+    # Both are stored (the database is fine) and acknowledged; neither reaches the other page yet.
+    await expect(panel.locator(".log li.msg-visitor").last).not_to_have_class("msg msg-visitor pending")
+    await asyncio.sleep(1)
+
+    # --- Redis is back: both pages catch up by themselves, without reconnecting -------------------
+    await asyncio.to_thread(redis.start)
+    await expect(panel.locator(".log")).to_contain_text("Alice Agent: Are you still there?")
+    await expect(chat.locator(".log")).to_contain_text("Written while Redis was down.")
+    assert [await page.evaluate("window.__socketsOpened") for page in (agent, visitor)] == opened
+    await expect(panel.locator(".connection")).to_have_text("")
+    await expect(agent.locator("#connection")).to_have_text("")
+    # And the live stream works again.
+    await chat.get_by_label("Message").fill("Found your parcel.")
+    await chat.get_by_role("button", name="Send").click()
+    await expect(panel.locator(".log")).to_contain_text("Alice Agent: Found your parcel.")
+    await _assert_both_show_the_stored_chat(chat, panel, [
+        "My parcel is late.", "Let me check.", "Written while Redis was down.", "Are you still there?",
+        "Found your parcel."])

@@ -35,6 +35,18 @@ async def test_readyz_reports_every_dependency_ready():
     assert all(check["ok"] for check in body["checks"].values())
 
 
+async def test_the_database_check_leaves_no_connection_open():
+    # Each /readyz request runs on a thread of its own: a connection left open there stayed open
+    # for CONN_MAX_AGE, and a balancer polling often exhausted PostgreSQL's max_connections.
+    from django.db import connection
+
+    def check_then_look() -> bool:
+        health._database()
+        return connection.connection is None
+
+    assert await sync_to_async(check_then_look, thread_sensitive=False)()
+
+
 async def test_healthz_answers_without_touching_dependencies():
     response = await AsyncClient().get("/healthz")
     assert response.status_code == 200

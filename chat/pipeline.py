@@ -129,6 +129,13 @@ def run(inbound: Inbound) -> tuple[Message, bool]:
         if existing is not None:
             if existing.role != inbound.role or existing.sender_id != inbound.sender_id:
                 raise Conflict("That client_id was already used by another sender.", code="duplicate_client_id")
+            # Broadcast again: the first copy may have committed while the sender's database
+            # connection broke, so its sender got an error instead of the commit, and its
+            # on-commit broadcast never ran (tests/realmode/test_chaos.py, PostgreSQL refusing
+            # connections). Without this the resend is acked and the other side never sees the
+            # message live. Clients drop the repeat by seq (docs/protocol.md).
+            existing = Message.objects.get(pk=existing.pk)
+            broadcast_message(existing)
             return existing, False
         if limit and recent >= limit:
             raise ratelimit.too_many_messages(limit)

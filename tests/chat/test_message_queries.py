@@ -82,7 +82,9 @@ def test_a_visitor_message_is_three_statements_on_postgresql(active, django_asse
 
 def test_a_resend_over_the_limit_is_acknowledged_without_counting(active, settings, django_assert_num_queries):
     settings.CHAT_VISITOR_MESSAGES_PER_MINUTE = 1  # reached by the fixture's first message
-    with django_assert_num_queries(4 if POSTGRES else 5):
+    # One more than a fresh message's check: the stored copy is read whole to be sent again (its
+    # first broadcast may never have happened; chat/pipeline.py). Only resends pay it.
+    with django_assert_num_queries(5 if POSTGRES else 6):
         again = services.post_visitor_message(visitor=active.visitor, body="first", client_id="v-0")
     assert again.public_seq == 1
     assert Message.objects.count() == 1

@@ -48,6 +48,7 @@ beat: install
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 

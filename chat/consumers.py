@@ -738,9 +738,12 @@ class AgentConsumer(JsonFrameConsumer):
     async def chat_frame(self, event: dict[str, Any]) -> None:
         frame = event["frame"]
         conversation_id = frame.get("conversation_id")
-        if conversation_id is not None and frame.get("type") in ("message", "typing", "conversation"):
-            if conversation_id not in self.conversations:
-                return
+        if (
+            conversation_id is not None
+            and frame.get("type") in ("message", "typing", "conversation")
+            and conversation_id not in self.conversations
+        ):
+            return
         if event.get("visibility") == Message.Visibility.WHISPER and self.user.pk not in (
             event.get("whisper_to"),
             event.get("sender_id"),

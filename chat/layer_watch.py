@@ -201,8 +201,8 @@ async def _reconnect(layer: Any) -> None:
                     # swallowed, or the watch never ends and the loop's shutdown waits forever.
                     if _being_cancelled():
                         raise
-                except Exception:  # noqa: BLE001 - a dead connection's task may end in any error
-                    pass
+                except Exception as exc:  # noqa: BLE001 - a dead connection's task may end in any error
+                    log.debug("the old receive task ended with %r", exc)
                 shard._receive_task = None
             if shard._redis is not None:
                 with contextlib.suppress(Exception):

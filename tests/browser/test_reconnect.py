@@ -164,7 +164,7 @@ async def _assert_both_show_the_stored_chat(chat: Any, panel: Any, bodies: list[
 async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_server_crash(
     pages, restartable: Restartable, alice
 ):
-    agent, chat, visitor, panel = await _chat_between(pages, restartable.server.port)
+    agent, chat, _visitor, panel = await _chat_between(pages, restartable.server.port)
 
     # --- the server crashes ---------------------------------------------------------------
     await asyncio.to_thread(restartable.crash)

@@ -37,7 +37,9 @@ def _database() -> dict[str, Any]:
         # Django runs each request on a thread of its own, and a connection left open there
         # stayed open for CONN_MAX_AGE: polled every 0.25 s (tests/chaos.py) the probes held 83
         # idle connections and PostgreSQL refused the message threads ("too many clients").
-        connection.close()
+        # Not inside a transaction (a test's, or a caller's): that connection is not ours to end.
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 async def _channel_layer(layer: BaseChannelLayer) -> dict[str, Any]:

@@ -275,7 +275,6 @@ def run(base: str, staff: Staff) -> None:
 
         sup.goto("/admin/reporting/reportingsettings/dashboard/")
         expect(sup.locator("#chart-daily")).to_be_visible()
-        sup.locator("#toggle-nav-sidebar").click()  # more room for the charts
         # The four charts fill the screen; the figures table above them is scrolled past.
         sup.evaluate(
             "document.querySelector('#chart-daily').closest('figure').parentElement"

@@ -11,7 +11,8 @@ class ChatConfig(AppConfig):
         from chat import attachments, collab, pipeline
         from chat.models import Attachment
 
-        pipeline.register_after_persist(collab.on_message_persisted)
+        # Only internal notes carry @tags: the others may take the event loop's path.
+        pipeline.register_after_persist(collab.on_message_persisted, visibilities={"internal"})
         # A purged conversation (retention) takes its files with it.
         post_delete.connect(
             lambda sender, instance, **kwargs: attachments.delete_file_on_commit(instance),

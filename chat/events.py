@@ -58,7 +58,15 @@ def visitor_private_group(visitor_id: int) -> str:
 
 def send_event_on_commit(group: str, frame: dict[str, Any], *, handler: str = "chat.frame", **extra: Any) -> None:
     """Queue `frame` for `group` once the current transaction commits (at once outside one)."""
-    event = {"type": handler, "frame": frame, **extra}
+    send_on_commit(group, event(frame, handler=handler, **extra))
+
+
+def event(frame: dict[str, Any], *, handler: str = "chat.frame", **extra: Any) -> dict[str, Any]:
+    """The channel-layer event that carries `frame` to a group's sockets."""
+    return {"type": handler, "frame": frame, **extra}
+
+
+def send_on_commit(group: str, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(group, event))
 
 

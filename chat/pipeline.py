@@ -31,20 +31,31 @@ class FilterContext:
 
 
 TextFilter = Callable[[str, FilterContext], str]
+# The same filter without the database: the text, or None if it would need a query (a stale
+# cache). The message path on the event loop (chat/message_fast_path.py) runs only these.
+CachedTextFilter = Callable[[str, FilterContext], str | None]
 AfterPersist = Callable[[Message], None]
 
-_text_filters: list[TextFilter] = []
-_after_persist: list[AfterPersist] = []
+_text_filters: list[tuple[TextFilter, CachedTextFilter | None]] = []
+_after_persist: list[tuple[AfterPersist, frozenset[str] | None]] = []
 
 
-def register_text_filter(fn: TextFilter) -> None:
-    if fn not in _text_filters:
-        _text_filters.append(fn)
+def register_text_filter(fn: TextFilter, *, cached: CachedTextFilter | None = None) -> None:
+    """`cached`: the filter as it can run on the event loop; without one, every message takes
+    the full path through a database thread."""
+    if all(fn is not registered for registered, _ in _text_filters):
+        _text_filters.append((fn, cached))
 
 
-def register_after_persist(fn: AfterPersist) -> None:
-    if fn not in _after_persist:
-        _after_persist.append(fn)
+def register_after_persist(fn: AfterPersist, *, visibilities: set[str] | None = None) -> None:
+    """`visibilities`: the only messages the hook does anything for (None: all). A message no
+    hook applies to may be stored from the event loop (chat/message_fast_path.py)."""
+    if all(fn is not registered for registered, _ in _after_persist):
+        _after_persist.append((fn, frozenset(visibilities) if visibilities is not None else None))
+
+
+def has_after_persist(visibility: str) -> bool:
+    return any(applies is None or visibility in applies for _, applies in _after_persist)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +111,21 @@ def validate_client_id(client_id: Any) -> str | None:
 
 def filter_text(text: str, ctx: FilterContext) -> str:
     """Apply the registered filters (masking) to any visitor- or agent-supplied text."""
-    for fn in _text_filters:
+    for fn, _ in _text_filters:
         text = fn(text, ctx)
+    return text
+
+
+def filter_text_cached(text: str, ctx: FilterContext) -> str | None:
+    """`filter_text` without the database, or None if a filter would need it (or has no cached
+    form). The same filters in the same order, so the same text comes out."""
+    for _, cached in _text_filters:
+        if cached is None:
+            return None
+        filtered = cached(text, ctx)
+        if filtered is None:
+            return None
+        text = filtered
     return text
 
 
@@ -162,8 +186,9 @@ def run(inbound: Inbound) -> tuple[Message, bool]:
             created_at=now,
         )
         message_store.store(conversation, message, counters=counters)
-        for hook in _after_persist:
-            hook(message)
+        for hook, applies in _after_persist:
+            if applies is None or message.visibility in applies:
+                hook(message)
         broadcast_message(message, author=getattr(conversation, "sender_name", None) if inbound.sender_id else None)
     return message, True
 
@@ -172,17 +197,29 @@ def broadcast_message(message: Message, *, author: str | None = None) -> None:
     """`author`: the sender's display name if the caller has it; else it is looked up."""
     if author is None:
         author = sender_display_name(message)
+    for group, event in message_events(message, author=author):
+        events.send_on_commit(group, event)
+
+
+def message_events(message: Message, *, author: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """The group events that deliver a stored message: its public frame to the chat's visitors
+    (public messages only), its staff frame to the chat's staff."""
+    sent = []
     if message.visibility == Message.Visibility.PUBLIC:
-        events.send_event_on_commit(
-            events.visitor_group(message.conversation_id), frames.visitor_message_frame(message, author=author)
-        )
-    events.send_event_on_commit(
+        sent.append((
+            events.visitor_group(message.conversation_id),
+            events.event(frames.visitor_message_frame(message, author=author)),
+        ))
+    sent.append((
         events.staff_group(message.conversation_id),
-        frames.staff_message_frame(message, author=author),
-        visibility=message.visibility,
-        whisper_to=message.whisper_to_id,
-        sender_id=message.sender_id,
-    )
+        events.event(
+            frames.staff_message_frame(message, author=author),
+            visibility=message.visibility,
+            whisper_to=message.whisper_to_id,
+            sender_id=message.sender_id,
+        ),
+    ))
+    return sent
 
 
 def sender_display_name(message: Message) -> str | None:

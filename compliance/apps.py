@@ -11,7 +11,7 @@ class ComplianceConfig(AppConfig):
         from chat import hooks, pipeline
         from compliance import archive, services
 
-        pipeline.register_text_filter(services.mask_chat_text)
+        pipeline.register_text_filter(services.mask_chat_text, cached=services.mask_chat_text_cached)
 
         # Failed logins and lockouts: django-axes and django.contrib.auth report them only as
         # signals, so the audit hooks in there (compliance.lockout).

@@ -58,12 +58,31 @@ def get_masking_settings() -> MaskingSettings:
 
 def get_masking_policy(*, department_id: int | None, place: Place) -> masking.Policy:
     snapshot = _snapshot
-    if (
-        snapshot is None
-        or snapshot.version != _version
-        or time.monotonic() - snapshot.loaded_at > CACHE_SECONDS
-    ):
+    if not _fresh(snapshot):
         snapshot = _load()
+    assert snapshot is not None
+    return _policy_of(snapshot, department_id, place)
+
+
+def cached_masking_policy(*, department_id: int | None, place: Place) -> masking.Policy | None:
+    """The policy from this process' snapshot if it is fresh, else None: no query, so it may
+    run on the event loop (chat/message_fast_path.py). The same policy get_masking_policy gives."""
+    snapshot = _snapshot
+    if not _fresh(snapshot):
+        return None
+    assert snapshot is not None
+    return _policy_of(snapshot, department_id, place)
+
+
+def _fresh(snapshot: _Snapshot | None) -> bool:
+    return (
+        snapshot is not None
+        and snapshot.version == _version
+        and time.monotonic() - snapshot.loaded_at <= CACHE_SECONDS
+    )
+
+
+def _policy_of(snapshot: _Snapshot, department_id: int | None, place: Place) -> masking.Policy:
     key = (department_id, place)
     policy = snapshot.policies.get(key)
     if policy is None:

@@ -35,6 +35,12 @@ def mask_chat_text(text: str, ctx: _FilterContext) -> str:
     return mask_live(text, department_id=ctx.department_id)
 
 
+def mask_chat_text_cached(text: str, ctx: _FilterContext) -> str | None:
+    """`mask_chat_text` from the cached rules only; None when they must be read again first."""
+    policy = selectors.cached_masking_policy(department_id=ctx.department_id, place="live")
+    return None if policy is None else masking.mask(text, policy)
+
+
 def reload_masking_rules() -> None:
     """Make this process use the current rules and settings; call after saving or deleting any.
 

@@ -22,7 +22,7 @@ def conversation(department) -> Conversation:
 
 
 def test_the_masker_is_registered_with_the_pipeline() -> None:
-    assert services.mask_chat_text in pipeline._text_filters
+    assert (services.mask_chat_text, services.mask_chat_text_cached) in pipeline._text_filters
 
 
 def test_a_visitors_card_number_is_never_stored(conversation) -> None:

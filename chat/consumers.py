@@ -28,6 +28,7 @@ from chat import (
     frames,
     heartbeats,
     layer_watch,
+    message_fast_path,
     selectors,
     services,
     sweeper,
@@ -319,6 +320,7 @@ class VisitorConsumer(JsonFrameConsumer):
             message=data.get("message"),
             client_id=data.get("client_id"),
         )
+        message_fast_path.remember_department(("v", visitor.pk), conversation.department_id)
         # Join first (the agent may accept at once, and the "joined" line must reach this socket
         # live), then read the state, so it counts at least as far as the history just sent.
         await self._follow(conversation.pk)
@@ -331,7 +333,7 @@ class VisitorConsumer(JsonFrameConsumer):
 
     async def on_message(self, data: dict[str, Any]) -> None:
         visitor = self._require_visitor()
-        message = await message_sync_to_async(services.post_visitor_message)(
+        message = await message_fast_path.send_visitor_message(
             visitor=visitor, body=data.get("body"), client_id=data.get("client_id")
         )
         await self.send_frame(
@@ -551,6 +553,7 @@ class AgentConsumer(JsonFrameConsumer):
         conversation = await database_sync_to_async(assignment.accept_offer)(
             agent=self.profile, conversation_id=conversation_id
         )
+        message_fast_path.remember_department(("c", conversation.pk), conversation.department_id)
         await self._subscribe(conversation.pk)
         await self._send_history(conversation.pk, 0)
 
@@ -559,6 +562,7 @@ class AgentConsumer(JsonFrameConsumer):
         conversation = await database_sync_to_async(assignment.take_from_queue)(
             agent=self.profile, conversation_id=conversation_id
         )
+        message_fast_path.remember_department(("c", conversation.pk), conversation.department_id)
         await self._subscribe(conversation.pk)
         await self._send_history(conversation.pk, 0)
 
@@ -576,8 +580,9 @@ class AgentConsumer(JsonFrameConsumer):
                 visibility=data.get("visibility", Message.Visibility.PUBLIC),
             )
         else:
-            message = await message_sync_to_async(services.post_staff_message)(
+            message = await message_fast_path.send_staff_message(
                 user=self.user,
+                as_agent=True,
                 conversation_id=data.get("conversation_id"),
                 body=data.get("body"),
                 client_id=data.get("client_id"),

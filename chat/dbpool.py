@@ -20,6 +20,7 @@ the consumer acks, but without a thread-to-loop hop per event.
 from __future__ import annotations
 
 import asyncio
+import gc
 import select
 import threading
 from collections.abc import Awaitable, Callable
@@ -87,6 +88,18 @@ class _MessagePoolCall(DatabaseSyncToAsync):
 
 
 _runners: dict[ThreadPoolExecutor | None, Callable[..., Awaitable[Any]]] = {}
+
+
+def shut_down() -> None:
+    """Stop the message threads; their connections close as the threads end (tests, before their
+    database is dropped). The next call starts the pool again."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        _runners.pop(pool, None)
+        pool.shutdown(wait=True)
+        gc.collect()  # a thread's connection may sit in a reference cycle until collected
 
 
 def _runner() -> Callable[..., Awaitable[Any]]:

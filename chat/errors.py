@@ -46,6 +46,13 @@ def outage_of(exc: BaseException) -> str | None:
         RedisConnectionError = RedisTimeoutError = ()  # type: ignore[assignment,misc]
     if isinstance(exc, OperationalError | InterfaceError):
         return "database"
+    try:  # the message path on the event loop (chat/message_fast_path.py) uses psycopg directly
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return "database"
     if isinstance(exc, DatabaseError) and "connection" in str(exc).lower():
         return "database"
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):

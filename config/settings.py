@@ -219,6 +219,11 @@ CHAT_VISITOR_CONVERSATIONS_PER_HOUR = envint("CHAT_VISITOR_CONVERSATIONS_PER_HOU
 CHAT_MESSAGE_DB_THREADS = envint(
     "CHAT_MESSAGE_DB_THREADS", 8 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0, minimum=0
 )
+# Connections each server process keeps for storing messages from its event loop in one round
+# trip (chat/message_fast_path.py, PostgreSQL only); 0 = every message through the threads above.
+CHAT_FAST_PATH_CONNECTIONS = envint(
+    "CHAT_FAST_PATH_CONNECTIONS", 4 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0, minimum=0
+)
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.

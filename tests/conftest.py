@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
+from django.db import connections
 
+from chat import dbpool, message_fast_path
 from chat.models import AgentProfile
 from compliance import roles
 from tests.factories import AgentFactory, DepartmentFactory, UserFactory, give_role
@@ -27,6 +30,17 @@ def _no_inprocess_sweeper(settings):
     settings.CHAT_INPROCESS_SWEEPER = False
     # Likewise the reporting scheduler thread (tests call reporting.scheduler.tick()).
     settings.REPORTING_INPROCESS_SCHEDULER = False
+
+
+@pytest.fixture(autouse=True)
+def _message_connections_closed():
+    # The message threads, the fast path and the thread Channels shares for database work keep
+    # connections of their own (real mode): closed after each test, or the test database could not
+    # be dropped at the end ("being accessed by other users").
+    yield
+    message_fast_path.close_all()
+    dbpool.shut_down()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture

@@ -224,7 +224,7 @@ async def test_changed_masking_rules_apply_to_the_next_message(agent, full_path)
 async def test_a_database_that_does_not_answer_is_a_retryable_error_and_the_resend_lands(agent, monkeypatch):
     visitor, alice, conversation_id, _ = await open_chat()
 
-    async def down(params):
+    async def down(sql, params):
         raise psycopg.OperationalError("connection refused")
 
     with monkeypatch.context() as patched:
@@ -236,3 +236,14 @@ async def test_a_database_that_does_not_answer_is_a_retryable_error_and_the_rese
     assert (await said(conversation_id)) == ["first", "are you there?"]
     await visitor.disconnect()
     await alice.disconnect()
+
+
+def test_the_message_it_builds_has_every_field_loaded():
+    # Built without Model.__init__: a field left unset would be a query on the event loop.
+    message = message_fast_path._message(
+        (7, 3, 5, 4, "Alice Agent"), role="agent", sender_id=2, visibility="public", body="hi", client_id="a-1",
+        created_at=None,
+    )
+    assert message.get_deferred_fields() == set()
+    assert (message.pk, message.conversation_id, message.seq, message.public_seq, message.whisper_to_id) == (7, 3, 5, 4, None)
+    assert not message._state.adding

@@ -156,6 +156,36 @@ async def test_an_open_staff_socket_closes_when_its_session_stops_being_valid(
     assert entry.details == {"reason": reason} and entry.target == "user:alice"
 
 
+def _with_plain_receive(app):
+    """The application behind a server whose `receive` is not an asyncio.Queue's `get`."""
+
+    async def wrapped(scope, receive, send):
+        async def plain_receive():
+            return await receive()
+
+        return await app(scope, plain_receive, send)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("server", ["queue", "plain"])
+async def test_the_close_also_ends_the_consumer_on_either_kind_of_server(agent, settings, server):
+    # The guard ends the consumer's wait for the next frame itself: through daphne's queue where
+    # the server has one, through a relay of its own elsewhere. Either way the clean-up runs.
+    settings.STAFF_SOCKET_RECHECK_SECONDS = 0.3
+    cookie = await database_sync_to_async(staff_session_cookie)(agent.user)
+    key = cookie.split("=", 1)[1]
+    app = application if server == "queue" else _with_plain_receive(application)
+    comm = WebsocketCommunicator(app, "/ws/agent/", headers=[ORIGIN, (b"cookie", cookie.encode())])
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"type": "presence", "status": "online"})
+    assert await _closed_with(comm, within=0.8) is None
+    await database_sync_to_async(_logout)(key, agent.user)
+    assert await _closed_with(comm, within=3.0) == CLOSE_SESSION_ENDED
+    await asyncio.wait_for(asyncio.shield(comm.future), timeout=3.0)  # the consumer has returned
+    assert comm.future.exception() is None
+
+
 async def test_pings_are_not_activity_but_chat_frames_are(agent, settings):
     settings.STAFF_SOCKET_RECHECK_SECONDS = 0.3
     settings.STAFF_IDLE_TIMEOUT_SECONDS = 2

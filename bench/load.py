@@ -119,6 +119,10 @@ class Step:
     cpu_seconds: float = 0.0
     send_seconds: float = 0.0
     wall_seconds: float = 0.0
+    # The generator's own CPU, and how busy the whole machine was (100 % = every core): whether
+    # a failing step was the server's limit or the machine's (generator, PostgreSQL, Redis too).
+    generator_cpu_seconds: float = 0.0
+    machine_busy: float = 0.0
 
     @property
     def delivered(self) -> int:
@@ -150,8 +154,9 @@ class Step:
         errors = ",".join(f"{k}:{v}" for k, v in self.errors.items()) or "none"
         return (f"{self.rate:>6.0f}/s (sent {self.achieved:6.0f}/s): p50 {self.pct(.5):6.1f} p95 {self.pct(.95):6.1f} "
                 f"p99 {self.pct(.99):7.1f} ms, lost {self.lost} dup {self.duplicates} ooo {self.out_of_order}, "
-                f"errors {errors}, server cpu {100 * self.cpu_seconds / self.wall_seconds:4.0f}%"
-                f"{'  ok' if self.ok else '  FAIL'}")
+                f"errors {errors}, server cpu {100 * self.cpu_seconds / self.wall_seconds:4.0f}%, "
+                f"generator {100 * self.generator_cpu_seconds / self.wall_seconds:3.0f}%, "
+                f"machine {100 * self.machine_busy:3.0f}% busy{'  ok' if self.ok else '  FAIL'}")
 
 
 def count_error(step: Step | None, code: object) -> None:
@@ -199,6 +204,13 @@ def cpu_of(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of every core so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def rss_kb(pids: list[int]) -> int:
@@ -416,6 +428,7 @@ async def run_step(target: ChatTarget, rate: float, seconds: float, pids: list[i
     interval = len(pairs) / rate  # each pair sends every `interval` seconds, alternating sides
     loop = asyncio.get_running_loop()
     cpu0, t0 = cpu_of(pids), loop.time()
+    own0, (busy0, total0) = time.process_time(), machine_jiffies()
     end = t0 + seconds
 
     async def drive(pair: Pair, offset: float) -> None:
@@ -442,6 +455,9 @@ async def run_step(target: ChatTarget, rate: float, seconds: float, pids: list[i
         await asyncio.sleep(0.05)
     step.wall_seconds = loop.time() - t0
     step.cpu_seconds = cpu_of(pids) - cpu0
+    step.generator_cpu_seconds = time.process_time() - own0
+    busy1, total1 = machine_jiffies()
+    step.machine_busy = (busy1 - busy0) / max(1, total1 - total0)
     target.current = None
     for pair in pairs:
         pair.sent_at.clear()
@@ -776,8 +792,9 @@ def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) ->
     if checks:
         lines += ["", "Targets (real mode, one process unless said):", ""] + [f"- {c}" for c in checks]
     lines += ["", "<details><summary>Every step of every run</summary>", "",
-              "| run | target | offered rate | sent/s | p50 | p95 | p99 | max | lost | dup | ooo | errors | server CPU | passed |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              ("| run | target | offered rate | sent/s | p50 | p95 | p99 | max | lost | dup | ooo | errors | server CPU "
+               "| generator CPU | machine busy | passed |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, run in enumerate(runs, start=1):
         for name in names:
             for s in run[name]["steps"]:
@@ -785,7 +802,9 @@ def report(runs: list[dict[str, dict]], args: argparse.Namespace, meta: dict) ->
                 lines.append(
                     f"| {n} | {name} | {s.rate:.0f} | {s.achieved:.0f} | {s.pct(.5):.1f} | {s.pct(.95):.1f} | "
                     f"{s.pct(.99):.1f} | {max(s.latencies_ms, default=float('nan')):.1f} | {s.lost} | {s.duplicates} | "
-                    f"{s.out_of_order} | {errors} | {100 * s.cpu_seconds / s.wall_seconds:.0f}% | {'yes' if s.ok else 'no'} |")
+                    f"{s.out_of_order} | {errors} | {100 * s.cpu_seconds / s.wall_seconds:.0f}% | "
+                    f"{100 * s.generator_cpu_seconds / s.wall_seconds:.0f}% | {100 * s.machine_busy:.0f}% | "
+                    f"{'yes' if s.ok else 'no'} |")
     lines += ["", "</details>"]
     return "\n".join(lines)
 

@@ -61,18 +61,25 @@ def _check_without_round_trip() -> None:
     raw = connection.connection
     if raw is None or not connection.health_check_enabled or connection.health_check_done:
         return
-    try:
-        dead = raw.closed or raw.broken
-        if not dead:
-            idle = select.poll()  # not select.select: a process with 10,000 sockets has fds > 1024
-            idle.register(raw.fileno(), select.POLLIN)
-            dead = bool(idle.poll(0))
-    except (AttributeError, OSError, ValueError):  # not psycopg (SQLite), or no socket any more
+    if not hasattr(raw, "broken"):  # not psycopg (SQLite)
         return
-    if dead:
+    if closed_by_peer(raw):
         connection.close()
     else:
         connection.health_check_done = True
+
+
+def closed_by_peer(raw: Any) -> bool:
+    """Whether an idle psycopg connection (sync or async) is closed, broken, or has its socket
+    readable (the server's goodbye, or end of file), tested without a round trip."""
+    if raw.closed or raw.broken:
+        return True
+    try:
+        idle = select.poll()  # not select.select: a process with 10,000 sockets has fds > 1024
+        idle.register(raw.fileno(), select.POLLIN)
+        return bool(idle.poll(0))
+    except (OSError, ValueError):  # no socket any more
+        return True
 
 
 class _MessagePoolCall(DatabaseSyncToAsync):

@@ -20,7 +20,6 @@ full path; real mode: this one), tests/chat/test_message_fast_path.py pins where
 from __future__ import annotations
 
 import asyncio
-import select
 from collections import deque
 from typing import Any
 
@@ -31,7 +30,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 
 from chat import events, pipeline, services
-from chat.dbpool import message_sync_to_async
+from chat.dbpool import closed_by_peer, message_sync_to_async
 from chat.errors import InvalidInput
 from chat.models import Conversation, Message
 
@@ -153,16 +152,8 @@ class _Connections:
 
 
 def _usable(conn: psycopg.AsyncConnection) -> bool:
-    """Open, idle and not closed by the other side (its socket would be readable: the server's
-    goodbye or end of file), tested without a round trip, as chat/dbpool.py does."""
-    if conn.closed or conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        return False
-    try:
-        poll = select.poll()  # not select.select: a process with 10,000 sockets has fds > 1024
-        poll.register(conn.fileno(), select.POLLIN)
-        return not poll.poll(0)
-    except (OSError, ValueError):
-        return False
+    """Open, idle and not closed by the other side, tested as the message threads test theirs."""
+    return conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and not closed_by_peer(conn)
 
 
 def _connect_params() -> dict[str, Any]:

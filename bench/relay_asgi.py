@@ -2,8 +2,9 @@
 
 Two sockets of one pair connect to /ws/relay/<pair>/<side>/ (side `a` or `b`); every text frame one
 side sends is passed through the channel layer to the other side unchanged. Same daphne, same
-settings, same channel layer (in-memory or Redis pub/sub) as the project, so the ratio of the
-project's figures to this one says what the chat itself costs on any machine.
+settings and the same Redis as the project, with channels-redis' stock pub/sub layer (bench/load.py
+sets it: the project's pipelined layer is part of what is measured), so the ratio of the project's
+figures to this one says what the chat itself costs on any machine.
 
 Served by `bench/load.py` as `bench.relay_asgi:application`.
 """

@@ -2,8 +2,8 @@
 
 The stock layer sends every publish of the process on one connection under one lock, one at a
 time: each waits for the previous one's answer from Redis. Measured under load (docs/benchmarks.md,
-"The round of 2026-12-07"), a chat message waited 4-20 ms in the median and up to 117 ms for that
-lock while its database call took 2 ms: a message makes two publishes (the visitor's copy and the
+"The pipelined pub/sub layer"), a chat message's frame handler took 4-72 ms in the median, most of it
+waiting for that lock, while its database call took 2 ms: a message makes two publishes (the visitor's copy and the
 staff's), so the lock saturated at half the rate the bare relay, with one publish per message,
 reaches. Here a publish that arrives while others are on their way waits for them to be answered
 and then goes out with every other one that arrived meanwhile, in one pipeline: one round trip

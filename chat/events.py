@@ -128,12 +128,8 @@ async def send_collected(collected: list[tuple[str, dict[str, Any]]]) -> None:
     try:
         async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
             await send_many(collected)
-    except Exception as exc:  # as in send_now: a lost event is recovered by resync
-        groups = ", ".join(group for group, _ in collected)
-        if outage_of(exc) is None:
-            log.exception("channel layer send to %s failed; clients will resync from the database", groups)
-        else:
-            log.warning("channel layer send to %s failed (%s); clients will resync from the database", groups, exc)
+    except Exception as exc:  # noqa: BLE001 - logged; as in send_now, a lost event is recovered by resync
+        _log_send_failure(", ".join(group for group, _ in collected), exc)
 
 
 async def _send_each(collected: list[tuple[str, dict[str, Any]]]) -> None:
@@ -147,11 +143,15 @@ async def send_now(group: str, event: dict[str, Any]) -> None:
         return
     try:
         await _bounded_send(layer, group, event)
-    except Exception as exc:  # a lost event is recovered by resync; a raised one would undo nothing
-        if outage_of(exc) is None:
-            log.exception("channel layer send to %s failed; clients will resync from the database", group)
-        else:  # one line each: in an outage every event fails alike
-            log.warning("channel layer send to %s failed (%s); clients will resync from the database", group, exc)
+    except Exception as exc:  # noqa: BLE001 - logged; a lost event is recovered by resync, a raised one would undo nothing
+        _log_send_failure(group, exc)
+
+
+def _log_send_failure(groups: str, exc: Exception) -> None:
+    if outage_of(exc) is None:
+        log.exception("channel layer send to %s failed; clients will resync from the database", groups)
+    else:  # one line each: in an outage every event fails alike
+        log.warning("channel layer send to %s failed (%s); clients will resync from the database", groups, exc)
 
 
 SEND_TIMEOUT_SECONDS = 2.0

@@ -1,14 +1,14 @@
 """channels-redis' pub/sub layer with the publishes of a process sent together.
 
 The stock layer sends every publish of the process on one connection under one lock, one at a
-time: each waits for the previous one's answer from Redis. Measured under load (docs/benchmarks.md,
-"The pipelined pub/sub layer"), a chat message's frame handler took 4-72 ms in the median, most of it
-waiting for that lock, while its database call took 2 ms: a message makes two publishes (the visitor's copy and the
-staff's), so the lock saturated at half the rate the bare relay, with one publish per message,
-reaches. Here a publish that arrives while others are on their way waits for them to be answered
-and then goes out with every other one that arrived meanwhile, in one pipeline: one round trip
-for the lot, the same order as they were made, and each caller still returns only once Redis has
-its message. With nothing in flight a publish goes out at once, as before.
+time: each waits for the previous one's answer from Redis. Measured under load
+(docs/benchmarks.md, "The pipelined pub/sub layer"), a chat message's frame handler took 4-72 ms
+in the median, most of it waiting for that lock, while its database call took 2 ms: a message
+makes two publishes (the visitor's copy and the staff's), so the lock saturated at half the rate
+the bare relay, with one publish per message, reaches. Here publishes are queued and one sender
+task per connection sends what is queued in one pipeline: one round trip for the lot, in the
+order they were made, while the next ones queue behind it. Each caller still returns only once
+Redis has its message, or gets the error.
 
 Everything else (subscriptions, the receive task, the lock the reconnect in chat/layer_watch.py
 takes) is the stock layer's; the internals this relies on are pinned with channels-redis in

@@ -18,22 +18,21 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 from playwright.async_api import Page, expect
 
-from chat.models import Message
 from tests import serverprocs
-from tests.auth import log_in_browser
+from tests.browser.chat_pages import (
+    COUNT_SOCKETS,
+    PASSWORD,
+    assert_both_show_the_stored_chat,
+    chat_between,
+)
 from tests.browser.conftest import TIMEOUT_MS
 from tests.chaos import RedisServer
 from tests.conftest import real_mode
 from tests.factories import AgentFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "correct-horse-battery-staple"
-
 
 class Restartable:
     """One daphne process that can crash and come back on the same port."""
@@ -66,17 +65,10 @@ def restartable(transactional_db: None) -> Iterator[Restartable]:
         holder.server.stop()
 
 
-# Counts the sockets a page opens: a page caught up in place opens no second one.
-COUNT_SOCKETS = """
-(() => {
-  const Native = window.WebSocket;
-  window.__socketsOpened = 0;
-  function Counted(url, protocols) { window.__socketsOpened += 1; return new Native(url, protocols); }
-  Counted.prototype = Native.prototype;
-  for (const k of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) Counted[k] = Native[k];
-  window.WebSocket = Counted;
-})();
-"""
+@pytest.fixture
+def alice(department):
+    return AgentFactory(user=UserFactory(username="alice", password=PASSWORD), display_name="Alice Agent",
+                        departments=[department])
 
 
 @pytest.fixture
@@ -105,66 +97,10 @@ async def pages(browser_pages: Any, restartable: Restartable) -> Any:
     return lambda: browser_pages(restartable.server.base_url)
 
 
-@pytest.fixture
-def alice(department):
-    return AgentFactory(user=UserFactory(username="alice", password=PASSWORD), display_name="Alice Agent",
-                        departments=[department])
-
-
-@sync_to_async
-def _stored_public(conversation_id: int | None = None) -> list[tuple[str, str]]:
-    try:
-        rows = Message.objects.filter(visibility=Message.Visibility.PUBLIC).order_by("conversation_id", "seq")
-        return [(m.role, m.body) for m in rows]
-    finally:
-        connections.close_all()
-
-
-def _lines(texts: list[str]) -> list[str]:
-    return [" ".join(t.split()) for t in texts]
-
-
-async def _chat_between(open_page: Any, port: int) -> tuple[Page, Any, Page, Any]:
-    """Alice in the workspace and Vera in the widget, chatting: (agent page, chat, visitor page, panel)."""
-    agent = await open_page()
-    await log_in_browser(agent, username="alice", password=PASSWORD, next_path="/agent/")
-    await agent.locator("#presence").select_option("online")
-    await expect(agent.locator("#presence")).to_have_value("online")
-    await asyncio.sleep(0.5)
-
-    # The demo shop page (localhost) with the widget from 127.0.0.1: another origin, as on a customer's site.
-    visitor = await open_page()
-    await visitor.goto(f"http://localhost:{port}/widget/demo/")
-    widget = visitor.locator("#coachline-widget")
-    await widget.get_by_role("button", name="Chat with us").click()
-    panel = widget.get_by_role("dialog", name="Chat")
-    await panel.get_by_label("Your name").fill("Vera Visitor")
-    await panel.get_by_label("How can we help?").fill("My parcel is late.")
-    await panel.get_by_role("button", name="Start chat").click()
-    chat = agent.locator("article.chat").filter(has_text="Vera Visitor")
-    await chat.get_by_role("button", name="Accept").click()
-    await expect(panel.locator(".status")).to_have_text("You are chatting with Alice Agent.")
-    await chat.get_by_label("Message").fill("Let me check.")
-    await chat.get_by_role("button", name="Send").click()
-    await expect(panel.locator(".log")).to_contain_text("Alice Agent: Let me check.")
-    return agent, chat, visitor, panel
-
-
-async def _assert_both_show_the_stored_chat(chat: Any, panel: Any, bodies: list[str]) -> None:
-    """Each message stored once, and both pages show exactly the stored chat, in its order."""
-    stored = [(role, body) for role, body in await _stored_public() if role in ("visitor", "agent")]
-    assert sorted(body for _, body in stored) == sorted(bodies)
-    expected_widget = [("You: " if role == "visitor" else "Alice Agent: ") + body for role, body in stored]
-    widget_lines = _lines(await panel.locator(".log li.msg:not(.msg-system)").all_inner_texts())
-    assert widget_lines == expected_widget
-    agent_lines = _lines(await chat.locator(".log li.msg:not(.msg-system)").all_inner_texts())
-    assert [next((b for _, b in stored if b in line), line) for line in agent_lines] == [b for _, b in stored]
-
-
 async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_server_crash(
     pages, restartable: Restartable, alice
 ):
-    agent, chat, _visitor, panel = await _chat_between(pages, restartable.server.port)
+    agent, chat, _visitor, panel = await chat_between(pages, restartable.server.port)
 
     # --- the server crashes ---------------------------------------------------------------
     await asyncio.to_thread(restartable.crash)
@@ -188,7 +124,7 @@ async def test_widget_and_workspace_show_reconnecting_and_catch_up_after_a_serve
     await expect(panel.locator(".log")).to_contain_text("Alice Agent: Still here, are you?")
     await expect(chat.locator(".log")).to_contain_text("Written while you were gone.")
 
-    await _assert_both_show_the_stored_chat(
+    await assert_both_show_the_stored_chat(
         chat, panel, ["My parcel is late.", "Let me check.", "Written while you were gone.", "Still here, are you?"])
 
 
@@ -219,7 +155,7 @@ async def test_widget_and_workspace_catch_up_on_the_same_sockets_after_a_redis_r
     browser_pages, server_on_own_redis: tuple[RedisServer, serverprocs.DaphneServer], alice
 ):
     redis, server = server_on_own_redis
-    agent, chat, visitor, panel = await _chat_between(lambda: browser_pages(server.base_url), server.port)
+    agent, chat, visitor, panel = await chat_between(lambda: browser_pages(server.base_url), server.port)
     opened = [await page.evaluate("window.__socketsOpened") for page in (agent, visitor)]
 
     # --- Redis goes away: the sockets stay open, live frames are lost --------------------------
@@ -244,6 +180,6 @@ async def test_widget_and_workspace_catch_up_on_the_same_sockets_after_a_redis_r
     await chat.get_by_label("Message").fill("Found your parcel.")
     await chat.get_by_role("button", name="Send").click()
     await expect(panel.locator(".log")).to_contain_text("Alice Agent: Found your parcel.")
-    await _assert_both_show_the_stored_chat(chat, panel, [
+    await assert_both_show_the_stored_chat(chat, panel, [
         "My parcel is late.", "Let me check.", "Written while Redis was down.", "Are you still there?",
         "Found your parcel."])

@@ -4,6 +4,14 @@
 (function () {
   "use strict";
 
+  // A socket can die without a close event: a laptop waking from sleep, a NAT or proxy dropping
+  // the connection. The page would say "connected" while nothing arrives and a sent message
+  // waits for its ack for good. The server answers every ping with a pong, so a socket heard
+  // nothing from for `silence` ms (two pings) is given up and the page reconnects; and a message
+  // not acknowledged after `ack` ms is sent again (same client_id: stored once). Tests shorten
+  // these by setting window.CoachlineTiming before the page's scripts run.
+  var timing = Object.assign({ ping: 20000, silence: 45000, ack: 10000 }, window.CoachlineTiming || {});
+
   function uuid() {
     if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
     return "c-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
@@ -17,6 +25,7 @@
     this.ws = null;
     this.closedByUs = false;
     this.pingTimer = null;
+    this.lastHeard = 0;
   }
 
   ChatSocket.prototype.url = function () {
@@ -32,11 +41,16 @@
     this.handlers.onStatus && this.handlers.onStatus(this.attempt ? "reconnecting" : "connecting");
     ws.onopen = function () {
       self.attempt = 0;
+      self.lastHeard = Date.now();
       self.handlers.onStatus && self.handlers.onStatus("connected");
       self.handlers.onOpen && self.handlers.onOpen();
-      self.pingTimer = window.setInterval(function () { self.sendRaw({ type: "ping" }); }, 20000);
+      self.pingTimer = window.setInterval(function () { self.sendRaw({ type: "ping" }); }, timing.ping);
+      self.silenceTimer = window.setInterval(function () {
+        if (Date.now() - self.lastHeard > timing.silence) self.giveUp(ws);
+      }, Math.min(5000, timing.silence / 3));
     };
     ws.onmessage = function (event) {
+      self.lastHeard = Date.now();
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       if (frame.type === "ack" && frame.client_id) { self.outbox.delete(frame.client_id); self.retryAttempt = 0; }
@@ -48,18 +62,31 @@
       }
       self.handlers.onFrame(frame);
     };
-    ws.onclose = function (event) {
-      window.clearInterval(self.pingTimer);
-      if (self.closedByUs) return;
-      if (event.code === 4401) {
-        // The session ended (logout, idle, password or role change): log in again.
-        window.location.assign("/accounts/login/?next=" + encodeURIComponent(window.location.pathname));
-        return;
-      }
-      self.handlers.onStatus && self.handlers.onStatus("reconnecting");
-      window.setTimeout(function () { self.connect(); }, backoff(self.attempt));
-      self.attempt += 1;
-    };
+    ws.onclose = function (event) { self.lost(event.code); };
+  };
+
+  ChatSocket.prototype.lost = function (code) {
+    window.clearInterval(this.pingTimer);
+    window.clearInterval(this.silenceTimer);
+    if (this.closedByUs) return;
+    if (code === 4401) {
+      // The session ended (logout, idle, password or role change): log in again.
+      window.location.assign("/accounts/login/?next=" + encodeURIComponent(window.location.pathname));
+      return;
+    }
+    var self = this;
+    this.handlers.onStatus && this.handlers.onStatus("reconnecting");
+    window.setTimeout(function () { self.connect(); }, backoff(this.attempt));
+    this.attempt += 1;
+  };
+
+  // A silent socket: stop listening to it and reconnect now. Its close event could come only
+  // after a closing handshake that a dead link never completes.
+  ChatSocket.prototype.giveUp = function (ws) {
+    if (ws !== this.ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    try { ws.close(); } catch (e) { /* already closing */ }
+    this.lost(1006);
   };
 
   // Exponential backoff with full jitter, capped at 5 s: a server that drops every socket at
@@ -92,7 +119,20 @@
     frame.client_id = frame.client_id || uuid();
     this.outbox.set(frame.client_id, frame);
     this.sendRaw(frame);
+    this.awaitAck(frame.client_id, 0);
     return frame.client_id;
+  };
+
+  // Not acknowledged in time: sent again on the socket there is, waiting longer after each try
+  // (10, 20, 30 s...). A reconnection resends the whole outbox at once anyway.
+  ChatSocket.prototype.awaitAck = function (clientId, tries) {
+    var self = this;
+    window.setTimeout(function () {
+      var frame = self.outbox.get(clientId);
+      if (!frame) return;
+      self.sendRaw(frame);
+      self.awaitAck(clientId, tries + 1);
+    }, Math.min(30000, timing.ack * Math.pow(2, tries)));
   };
 
   ChatSocket.prototype.flushOutbox = function () {

@@ -154,7 +154,13 @@
   var config = null, ws = null, attempt = 0, everOpened = false, identified = false, pingTimer = null;
   var seen = new Set(), conversation = null, pendingInvitation = null, typingTimer = null, typingSent = 0;
   var refused = false, blocked = false;
-  var ACK_TIMEOUT_MS = 5000;  // no ack by then: resend (same client_id, stored once) and say so
+  // A socket can die without a close event (a laptop waking from sleep, a NAT dropping the
+  // connection): the server answers every ping with a pong, so a socket silent for two pings is
+  // given up and the widget reconnects. A message without an ack is resent (same client_id,
+  // stored once). Tests shorten these with window.CoachlineTiming, as for static/chat/socket.js.
+  var timing = Object.assign({ ping: 20000, silence: 45000, ack: 5000 }, window.CoachlineTiming || {});
+  var ACK_TIMEOUT_MS = timing.ack;
+  var silenceTimer = null, lastHeard = 0;
 
   function showNotice(text) { notice.textContent = text || ""; notice.hidden = !text; }
   function showFormError(text) { formError.textContent = text || ""; formError.hidden = !text; }
@@ -444,24 +450,41 @@
       socket.send(JSON.stringify({ type: "hello", token: store.token, last_seq: store.lastSeq,
         conversation_id: store.conversationId,
         page_url: window.location.href.slice(0, 2000), referrer: document.referrer ? document.referrer.slice(0, 2000) : null }));
-      pingTimer = window.setInterval(function () { send({ type: "ping" }); }, 20000);
+      lastHeard = Date.now();
+      pingTimer = window.setInterval(function () { send({ type: "ping" }); }, timing.ping);
+      silenceTimer = window.setInterval(function () {
+        if (Date.now() - lastHeard > timing.silence) giveUp(socket);
+      }, Math.min(5000, timing.silence / 3));
     };
     socket.onmessage = function (event) {
+      lastHeard = Date.now();
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       onFrame(frame);
     };
-    socket.onclose = function () {
-      window.clearInterval(pingTimer);
-      identified = false;
-      if (!everOpened && attempt >= 2) {
-        // The handshake never succeeded: most likely this site is not an allowed origin.
-        showNotice("Chat is not available on this site right now.");
-      }
-      connection.textContent = "Reconnecting…";
-      window.setTimeout(connect, backoff(attempt));
-      attempt += 1;
-    };
+    socket.onclose = lost;
+  }
+
+  // A silent socket: stop listening to it and reconnect now, without waiting for a closing
+  // handshake the dead link never completes.
+  function giveUp(socket) {
+    if (socket !== ws) return;
+    socket.onopen = socket.onmessage = socket.onclose = null;
+    try { socket.close(); } catch (e) { /* already closing */ }
+    lost();
+  }
+
+  function lost() {
+    window.clearInterval(pingTimer);
+    window.clearInterval(silenceTimer);
+    identified = false;
+    if (!everOpened && attempt >= 2) {
+      // The handshake never succeeded: most likely this site is not an allowed origin.
+      showNotice("Chat is not available on this site right now.");
+    }
+    connection.textContent = "Reconnecting…";
+    window.setTimeout(connect, backoff(attempt));
+    attempt += 1;
   }
 
   // Exponential backoff with full jitter, capped at 5 s: when a server drops every socket at once

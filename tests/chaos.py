@@ -12,7 +12,9 @@ machine's own services:
 - `Side`: one WebSocket client (a visitor or an agent) that behaves as docs/protocol.md says a
   client must: an outbox keyed by client_id, resent after every reconnection and after an
   `internal` error; messages merged by seq; reconnection with exponential backoff and full
-  jitter (0.25 s up to 5 s) to the next server in the list, as a balancer would.
+  jitter (0.25 s up to 5 s) to the next server in the list, as a balancer would. Unlike the
+  pages it never resends on an ack timeout (docs/protocol.md allows it): on a live socket the
+  server must answer every frame, and this is where that shows.
 
 Each fault is timed from its start to its end (Redis answering again, the killed server
 answering /healthz again, the proxy accepting again); afterwards every client must be connected

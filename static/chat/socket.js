@@ -6,11 +6,13 @@
 
   // A socket can die without a close event: a laptop waking from sleep, a NAT or proxy dropping
   // the connection. The page would say "connected" while nothing arrives and a sent message
-  // waits for its ack for good. The server answers every ping with a pong, so a socket heard
-  // nothing from for `silence` ms (two pings) is given up and the page reconnects; and a message
-  // not acknowledged after `ack` ms is sent again (same client_id: stored once). Tests shorten
-  // these by setting window.CoachlineTiming before the page's scripts run.
-  var timing = Object.assign({ ping: 20000, silence: 45000, ack: 10000 }, window.CoachlineTiming || {});
+  // waits for its ack for good. The server answers every ping with a pong, so a socket that
+  // leaves a ping unanswered for `silence` ms is given up and the page reconnects; and a message
+  // not acknowledged after `ack` ms is sent again (same client_id: stored once). Timed from the
+  // ping, not from the last frame heard: a hidden tab's timers may fire only once a minute, and
+  // a quiet chat must not look dead then. Tests shorten these by setting window.CoachlineTiming
+  // before the page's scripts run.
+  var timing = Object.assign({ ping: 20000, silence: 25000, ack: 10000 }, window.CoachlineTiming || {});
 
   function uuid() {
     if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
@@ -25,7 +27,7 @@
     this.ws = null;
     this.closedByUs = false;
     this.pingTimer = null;
-    this.lastHeard = 0;
+    this.pingSentAt = 0; // the oldest ping not yet answered (any frame answers it)
   }
 
   ChatSocket.prototype.url = function () {
@@ -41,16 +43,18 @@
     this.handlers.onStatus && this.handlers.onStatus(this.attempt ? "reconnecting" : "connecting");
     ws.onopen = function () {
       self.attempt = 0;
-      self.lastHeard = Date.now();
+      self.pingSentAt = 0;
       self.handlers.onStatus && self.handlers.onStatus("connected");
       self.handlers.onOpen && self.handlers.onOpen();
-      self.pingTimer = window.setInterval(function () { self.sendRaw({ type: "ping" }); }, timing.ping);
+      self.pingTimer = window.setInterval(function () {
+        if (self.sendRaw({ type: "ping" }) && !self.pingSentAt) self.pingSentAt = Date.now();
+      }, timing.ping);
       self.silenceTimer = window.setInterval(function () {
-        if (Date.now() - self.lastHeard > timing.silence) self.giveUp(ws);
+        if (self.pingSentAt && Date.now() - self.pingSentAt > timing.silence) self.giveUp(ws);
       }, Math.min(5000, timing.silence / 3));
     };
     ws.onmessage = function (event) {
-      self.lastHeard = Date.now();
+      self.pingSentAt = 0;
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       if (frame.type === "ack" && frame.client_id) { self.outbox.delete(frame.client_id); self.retryAttempt = 0; }

@@ -155,12 +155,13 @@
   var seen = new Set(), conversation = null, pendingInvitation = null, typingTimer = null, typingSent = 0;
   var refused = false, blocked = false;
   // A socket can die without a close event (a laptop waking from sleep, a NAT dropping the
-  // connection): the server answers every ping with a pong, so a socket silent for two pings is
-  // given up and the widget reconnects. A message without an ack is resent (same client_id,
-  // stored once). Tests shorten these with window.CoachlineTiming, as for static/chat/socket.js.
-  var timing = Object.assign({ ping: 20000, silence: 45000, ack: 5000 }, window.CoachlineTiming || {});
+  // connection): the server answers every ping with a pong, so a socket that leaves a ping
+  // unanswered for `silence` ms is given up and the widget reconnects (timed from the ping, as in
+  // static/chat/socket.js, which says why). A message without an ack is resent (same client_id,
+  // stored once). Tests shorten these with window.CoachlineTiming.
+  var timing = Object.assign({ ping: 20000, silence: 25000, ack: 5000 }, window.CoachlineTiming || {});
   var ACK_TIMEOUT_MS = timing.ack;
-  var silenceTimer = null, lastHeard = 0;
+  var silenceTimer = null, pingSentAt = 0;
 
   function showNotice(text) { notice.textContent = text || ""; notice.hidden = !text; }
   function showFormError(text) { formError.textContent = text || ""; formError.hidden = !text; }
@@ -450,14 +451,16 @@
       socket.send(JSON.stringify({ type: "hello", token: store.token, last_seq: store.lastSeq,
         conversation_id: store.conversationId,
         page_url: window.location.href.slice(0, 2000), referrer: document.referrer ? document.referrer.slice(0, 2000) : null }));
-      lastHeard = Date.now();
-      pingTimer = window.setInterval(function () { send({ type: "ping" }); }, timing.ping);
+      pingSentAt = 0;
+      pingTimer = window.setInterval(function () {
+        if (send({ type: "ping" }) && !pingSentAt) pingSentAt = Date.now();
+      }, timing.ping);
       silenceTimer = window.setInterval(function () {
-        if (Date.now() - lastHeard > timing.silence) giveUp(socket);
+        if (pingSentAt && Date.now() - pingSentAt > timing.silence) giveUp(socket);
       }, Math.min(5000, timing.silence / 3));
     };
     socket.onmessage = function (event) {
-      lastHeard = Date.now();
+      pingSentAt = 0;
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
       onFrame(frame);

@@ -28,7 +28,7 @@ from tests.factories import AgentFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-# Pings every 0.5 s and a socket given up after 2 s of silence (20 s and 45 s on a real page).
+# Pings every 0.5 s and a socket given up when one is unanswered for 2 s (20 s and 25 s on a real page).
 FAST_TIMING = "window.CoachlineTiming = { ping: 500, silence: 2000, ack: 1000 };"
 
 # Records every text the connection line shows (the widget's is inside its shadow root).

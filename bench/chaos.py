@@ -91,6 +91,17 @@ def table(summary: dict, *, busy: int = 0, load: float = 0.0) -> str:
             f"{answers} | {', '.join(ready['failing']) or '—'} | {ready['slowest_ms']} |")
     lines += [
         "",
+        "Where the recovery went (seconds after each fault's end; a client is caught up once both hold):",
+        "",
+        "| Fault | /readyz 200 again, per server | Holding every stored message: median | max | Own messages acknowledged: median | max |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for fault in summary["faults"]:
+        again = ", ".join("—" if t is None else f"{t}" for t in fault["ready_again"])
+        lines.append(f"| {fault['kind']} | {again} | {fault['held_p50']} | {fault['held_max']} | "
+                     f"{fault['acked_p50']} | {fault['acked_max']} |")
+    lines += [
+        "",
         f"Reconnections: {summary['reconnections']} (close codes: "
         + ", ".join(f"{k}×{v}" for k, v in sorted(summary["close_codes"].items())) + "); "
         f"`internal` errors answered and retried: {summary['internal_errors']}; "

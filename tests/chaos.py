@@ -360,6 +360,9 @@ class Side:
     def caught_up(self, *, stored_last: int, created_before: float) -> bool:
         if not self.ready or self.contiguous_seq() < stored_last:
             return False
+        return self.acked_all(created_before=created_before)
+
+    def acked_all(self, *, created_before: float) -> bool:
         return all(s.acked_seq is not None for s in self.sent if s.created < created_before)
 
 
@@ -376,9 +379,24 @@ class FaultReport:
     started: float
     ended: float = 0.0
     recovery_seconds: list[float] = field(default_factory=list)
+    # Where the recovery time went, per client: holding every stored message, and every earlier
+    # message of its own acknowledged (recovery is the later of the two).
+    held_seconds: list[float] = field(default_factory=list)
+    acked_seconds: list[float] = field(default_factory=list)
     not_recovered: list[str] = field(default_factory=list)
     readyz: list[dict[str, Any]] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
+
+    def _ready_again(self) -> list[float | None]:
+        """Per server, seconds from the fault's end to the first probe sent after it that /readyz
+        answered 200: for a Redis restart, when the server's layer watch had the layer back."""
+        end = self.ended - self.started
+        first: dict[str, float | None] = {}
+        for probe in self.readyz:
+            first.setdefault(probe["server"], None)
+            if probe["t"] >= end and probe["status"] == 200 and first[probe["server"]] is None:
+                first[probe["server"]] = round(probe["t"] - end, 2)
+        return list(first.values())
 
     def summary(self) -> dict[str, Any]:
         rec = sorted(self.recovery_seconds)
@@ -388,9 +406,18 @@ class FaultReport:
             "recovery_p50": round(statistics.median(rec), 2) if rec else None,
             "recovery_max": round(max(rec), 2) if rec else None,
             "not_recovered": len(self.not_recovered),
+            "held_p50": _median(self.held_seconds),
+            "held_max": round(max(self.held_seconds), 2) if self.held_seconds else None,
+            "acked_p50": _median(self.acked_seconds),
+            "acked_max": round(max(self.acked_seconds), 2) if self.acked_seconds else None,
+            "ready_again": self._ready_again(),
             "readyz": _readyz_summary(self.readyz),
             "log_lines": self.log_lines[:3],
         }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
 
 
 def _readyz_summary(probes: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -580,9 +607,17 @@ class ChaosRun:
         stored = await asyncio.to_thread(self.last_seqs, ids)  # type: ignore[arg-type]
         pending = {side: stored[side.conversation_id][0 if side.role == "visitor" else 1] for side in self.sides}  # type: ignore[index]
         deadline = report.ended + 3 * RECOVERY_LIMIT_SECONDS
+        held: set[Side] = set()
+        acked: set[Side] = set()
         while pending and time.monotonic() < deadline:
             now = time.monotonic()
             for side, last in list(pending.items()):
+                if side not in held and side.ready and side.contiguous_seq() >= last:
+                    held.add(side)
+                    report.held_seconds.append(now - report.ended)
+                if side not in acked and side.acked_all(created_before=report.ended):
+                    acked.add(side)
+                    report.acked_seconds.append(now - report.ended)
                 if side.caught_up(stored_last=last, created_before=report.ended):
                     report.recovery_seconds.append(now - report.ended)
                     del pending[side]

@@ -29,6 +29,7 @@ from chat import (
     heartbeats,
     layer_watch,
     message_fast_path,
+    resync,
     selectors,
     services,
     sweeper,
@@ -411,6 +412,17 @@ class VisitorConsumer(JsonFrameConsumer):
         if self.visitor is None:
             return  # nothing followed yet: its hello will read everything
         await self.channel_layer.group_add(events.visitor_private_group(self.visitor.pk), self.channel_name)
+        prepared = layer_watch.take_prepared(self)
+        if prepared is not None and prepared.follows == self.conversation_id:
+            # Read for all the process' sockets at once (chat/resync.py) while this one already
+            # followed this chat: what arrives live from now on is after what was read.
+            history, state = prepared.frames
+            await self.send_frame(history)
+            last = history["messages"][-1]["seq"] if history["messages"] else None
+            cid = history["conversation_id"]
+            self.delivered.history(cid, after_seq=prepared.after[cid], last_seq=last)
+            await self.send_frame(state)
+            return
         followed = self.conversation_id
         after = self.delivered.upto(followed) if followed is not None else 0
         frame, after_seq = await layer_watch.catch_up_sync_to_async(self._resync_state)(after, followed)
@@ -418,6 +430,14 @@ class VisitorConsumer(JsonFrameConsumer):
             return
         await self._follow(frame["conversation_id"], after_seq=after_seq, read=layer_watch.catch_up_sync_to_async)
         await self.send_frame(frame)
+
+    def catch_up_spec(self) -> resync.VisitorSocket | None:
+        """What this socket follows, for the catch-up of all sockets at once (chat/resync.py)."""
+        if self.visitor is None or self.conversation_id is None:
+            return None
+        return resync.VisitorSocket(key=self.channel_name, visitor_id=self.visitor.pk,
+                                    conversation_id=self.conversation_id,
+                                    after_seq=self.delivered.upto(self.conversation_id))
 
     def _resync_state(self, last_seq: int, followed: int | None) -> tuple[dict[str, Any] | None, int]:
         conversation, after_seq = self._followed_conversation(last_seq, followed)
@@ -458,6 +478,7 @@ class AgentConsumer(JsonFrameConsumer):
         self.user = user
         self.conversations: set[int] = set()
         self.helping: set[int] = set()  # chats this agent was @tagged in: internal notes only
+        self.delivered = Delivered()  # of the held chats, for the catch-up after an outage
         self.department_ids: list[int] = []
         await self.accept()
         sweeper.ensure_running()
@@ -495,34 +516,37 @@ class AgentConsumer(JsonFrameConsumer):
             queue.extend(frames.queue_entry(c, i) for i, c in enumerate(waiting, start=1))
         # Ended chats still waiting for a disposition come back after a reload, to be closed.
         held = selectors.held_conversations(agent=profile) + selectors.awaiting_close(agent=profile)
-        return {
-            "type": "state",
-            "me": {
-                "user_id": self.user.pk,
-                "name": profile.display_name,
-                "presence": profile.presence,
-                "max_chats": profile.max_chats,
-                "departments": [{"id": d.pk, "name": d.name, "routing": d.routing} for d in departments],
-            },
-            "conversations": [frames.staff_conversation_frame(c) for c in held],
-            "queue": queue,
-            # Rows, not model instances: each agent's state lists every other agent, and building
-            # two model objects per agent was most of what a state cost with 100 agents per process
-            # (py-spy during tests/realmode/test_chaos.py; docs/benchmarks.md, "Chaos").
-            "agents": [
-                {"user_id": a["user_id"], "name": a["display_name"], "presence": a["presence"],
-                 "username": a[username]}
-                for a in AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name").values(
-                    "user_id", "display_name", "presence", username)
-            ],
-            "all_departments": [{"id": d.pk, "name": d.name} for d in Department.objects.all()],
-        }
+        others = AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name").values(
+            "user_id", "display_name", "presence", username)
+        return frames.agent_state(
+            profile, user_id=self.user.pk, departments=departments, queue=queue, held=held, agents=list(others),
+            all_departments=[{"id": d.pk, "name": d.name} for d in Department.objects.all()], username_key=username,
+        )
 
     async def layer_resync(self, event: dict[str, Any]) -> None:
         """Catch up in place after a channel-layer outage: a fresh `state` (the client then syncs
         each held chat from the last seq it has, as after a reconnection), and the groups joined
         again to match it: an offer, a transfer or a department change sent meanwhile was lost,
         and the list-based layer's memberships were in the Redis that restarted."""
+        prepared = layer_watch.take_prepared(self)
+        if prepared is not None and prepared.follows == self._follows():
+            # Read for all the process' sockets at once (chat/resync.py) while this one already
+            # held these chats and departments: the state, then each held chat's messages after
+            # what this socket has (the state's `synced`: its client need not ask).
+            self.profile = prepared.profile
+            await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
+            for department_id in self.department_ids:
+                await self.channel_layer.group_add(events.department_group(department_id), self.channel_name)
+            for conversation_id in self.conversations:
+                await self.channel_layer.group_add(events.staff_group(conversation_id), self.channel_name)
+            state, *histories = prepared.frames
+            await self.send_frame(state)
+            for history in histories:
+                await self.send_frame(history)
+                last = history["messages"][-1]["seq"] if history["messages"] else None
+                cid = history["conversation_id"]
+                self.delivered.history(cid, after_seq=prepared.after.get(cid, 0), last_seq=last)
+            return
         departments_before = set(self.department_ids)
         state = await layer_watch.catch_up_sync_to_async(self._state)()
         held = {c["conversation_id"] for c in state["conversations"]}
@@ -537,6 +561,18 @@ class AgentConsumer(JsonFrameConsumer):
         for conversation_id in held | self.helping:
             await self._subscribe(conversation_id)
         await self.send_frame(state)
+
+    def _follows(self) -> tuple[frozenset[int], frozenset[int]]:
+        return frozenset(self.conversations - self.helping), frozenset(self.department_ids)
+
+    def catch_up_spec(self) -> resync.AgentSocket | None:
+        """What this socket holds, for the catch-up of all sockets at once (chat/resync.py)."""
+        if getattr(self, "profile", None) is None or not hasattr(self, "user"):
+            return None
+        held, departments = self._follows()
+        return resync.AgentSocket(key=self.channel_name, profile_id=self.profile.pk, user_id=self.user.pk,
+                                  conversations=held, department_ids=departments,
+                                  after={c: self.delivered.upto(c) for c in held})
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "profile", None) is None or not hasattr(self, "user"):
@@ -634,6 +670,8 @@ class AgentConsumer(JsonFrameConsumer):
         while True:
             history = await database_sync_to_async(self._history)(conversation_id, after_seq)
             await self.send_frame(history)
+            last = history["messages"][-1]["seq"] if history["messages"] else None
+            self.delivered.history(history["conversation_id"], after_seq=after_seq, last_seq=last)
             if len(history["messages"]) < selectors.HISTORY_PAGE:
                 return
             after_seq = history["messages"][-1]["seq"]
@@ -769,6 +807,8 @@ class AgentConsumer(JsonFrameConsumer):
         if frame.get("type") == "presence":
             self.profile.presence = frame["status"]
         await self.send_frame(frame)
+        if frame.get("type") == "message" and conversation_id in self.conversations:
+            self.delivered.live(conversation_id, frame["seq"])
 
     async def chat_subscribe(self, event: dict[str, Any]) -> None:
         self.helping.discard(event["conversation_id"])  # a helper who is handed the chat now holds it

@@ -127,3 +127,30 @@ def queue_entry(conversation: Conversation, position: int) -> dict[str, Any]:
         "subject": conversation.subject,
         "waiting_since": _ts(conversation.queued_at),
     }
+
+
+def agent_state(
+    profile: AgentProfile, *, user_id: int, departments: list[Any], queue: list[dict[str, Any]],
+    held: list[Conversation], agents: list[dict[str, Any]], all_departments: list[dict[str, Any]],
+    username_key: str,
+) -> dict[str, Any]:
+    """An agent socket's `state` frame. `agents` are rows (values()), not model instances: each
+    agent's state lists every other agent, and building two model objects per agent was most of
+    what a state cost with 100 agents per process (py-spy during tests/realmode/test_chaos.py)."""
+    return {
+        "type": "state",
+        "me": {
+            "user_id": user_id,
+            "name": profile.display_name,
+            "presence": profile.presence,
+            "max_chats": profile.max_chats,
+            "departments": [{"id": d.pk, "name": d.name, "routing": d.routing} for d in departments],
+        },
+        "conversations": [staff_conversation_frame(c) for c in held],
+        "queue": queue,
+        "agents": [
+            {"user_id": a["user_id"], "name": a["display_name"], "presence": a["presence"], "username": a[username_key]}
+            for a in agents
+        ],
+        "all_departments": all_departments,
+    }

@@ -13,8 +13,9 @@ process runs this watch (started by its first socket):
 - once a probe succeeds again and every channel and group is subscribed, every open chat socket
   of the process gets a `layer.resync` event: frames published during the outage are gone, so
   each socket catches up from the database on its own connection (visitor: the messages after
-  the last seq it got in full, and the chat's state; agent: a fresh `state`, after which the
-  client syncs, as after a reconnection; see the consumers' `layer_resync`).
+  the last seq it got in full, and the chat's state; agent: a fresh `state` and each held chat's
+  messages after the last seq it got in full; see the consumers' `layer_resync`). What the
+  sockets need is read for all of them at once first (chat/resync.py, `_prepare`).
 
 It used to close every socket with 4503 instead, and every client of the process reconnected
 within a second or two. Each handshake and resume needs the process' one database thread several
@@ -50,6 +51,7 @@ CLOSE_RESYNC = 4503
 RESYNC_EVENT = {"type": "layer.resync"}  # handled by JsonFrameConsumer.layer_resync and its subclasses
 
 _sockets: weakref.WeakSet[Any] = weakref.WeakSet()
+_prepared: dict[str, Any] = {}  # channel name -> its chat/resync.py CatchUp, until its socket takes it
 _task: asyncio.Task[None] | None = None
 _down_since: float | None = None
 _last_error = ""
@@ -63,6 +65,13 @@ def register(consumer: Any) -> None:
 
 def unregister(consumer: Any) -> None:
     _sockets.discard(consumer)
+    _prepared.pop(getattr(consumer, "channel_name", ""), None)
+
+
+def take_prepared(consumer: Any) -> Any:
+    """The catch-up read for this socket with all the others (chat/resync.py), or None: then it
+    reads its own."""
+    return _prepared.pop(consumer.channel_name, None)
 
 
 def catch_up_sync_to_async(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,9 +158,55 @@ async def _forget_channel(layer: Any, channel: str) -> None:
         await loop_layer._get_shard(channel).unsubscribe(channel)
 
 
+async def _prepare(layer: Any, sockets: list[Any]) -> None:
+    """Read the catch-up of all these sockets at once, for their `layer_resync`.
+
+    Only with the pub/sub layer: it kept every group membership in the process and subscribed
+    them again before the barrier probe, so whatever is published after these reads reaches the
+    sockets live. The list-based layer lost the memberships with Redis; there each socket joins
+    its groups again before it reads, on its own."""
+    _prepared.clear()
+    if getattr(layer, "_get_layer", None) is not None:
+        await prepare_catch_ups(sockets)
+
+
+async def prepare_catch_ups(sockets: list[Any]) -> int:
+    """Read what these sockets missed in a few queries for all of them (chat/resync.py) and keep
+    it until each socket's `layer_resync` takes its own; returns how many got one. A failed read
+    only costs the speed: each socket then reads its own."""
+    from chat import resync
+
+    specs = [spec for consumer in sockets if (spec := _spec_of(consumer)) is not None]
+    visitors = [s for s in specs if isinstance(s, resync.VisitorSocket)]
+    agents = [s for s in specs if isinstance(s, resync.AgentSocket)]
+    started = time.monotonic()
+    results = await asyncio.gather(
+        catch_up_sync_to_async(resync.visitor_catch_ups)(visitors),
+        catch_up_sync_to_async(resync.agent_catch_ups)(agents),
+        return_exceptions=True,
+    )
+    prepared = 0
+    for result in results:
+        if isinstance(result, BaseException):
+            log.warning("reading the catch-up of all sockets at once failed (%s: %s); each reads its own",
+                        type(result).__name__, result)
+        else:
+            _prepared.update(result)
+            prepared += len(result)
+    log.info("catch-up of %d of %d sockets read at once in %.2f s", prepared, len(sockets),
+             time.monotonic() - started)
+    return prepared
+
+
+def _spec_of(consumer: Any) -> Any:
+    spec = getattr(consumer, "catch_up_spec", None)
+    return spec() if spec is not None else None
+
+
 async def _resync(layer: Any, sockets: list[Any]) -> None:
     """Each socket is told through its own channel, so the catch-up runs in the socket's task, in
     order with its other frames; a socket the event cannot reach is closed with 4503 instead."""
+    await _prepare(layer, sockets)
     for consumer in sockets:
         try:
             await layer.send(consumer.channel_name, RESYNC_EVENT)

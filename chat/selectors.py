@@ -110,6 +110,15 @@ def awaiting_close(*, agent: AgentProfile) -> list[Conversation]:
     )
 
 
+def awaiting_close_of(*, agent_ids: list[int]) -> list[Conversation]:
+    """awaiting_close for several agents at once (chat/resync.py), each agent's in the same order."""
+    return list(
+        Conversation.objects.filter(_awaiting_close_q(), agent_id__in=agent_ids)
+        .select_related("department", "agent", "visitor")
+        .order_by("ended_at")
+    )
+
+
 # Messages per history frame; a longer history goes out as several frames (see consumers).
 HISTORY_PAGE = 500
 
@@ -125,14 +134,17 @@ def visitor_messages_after(
     )
 
 
+def staff_visible(*, user_id: int) -> Q:
+    """What one staff member sees of a chat: everything but the whispers between others."""
+    return Q(visibility__in=[Message.Visibility.PUBLIC, Message.Visibility.INTERNAL]) | Q(
+        visibility=Message.Visibility.WHISPER, whisper_to_id=user_id
+    ) | Q(visibility=Message.Visibility.WHISPER, sender_id=user_id)
+
+
 def staff_messages_after(
     *, conversation: Conversation, user: AbstractBaseUser, after_seq: int, limit: int = HISTORY_PAGE
 ) -> list[Message]:
-    from django.db.models import Q
-
-    visible = Q(visibility__in=[Message.Visibility.PUBLIC, Message.Visibility.INTERNAL]) | Q(
-        visibility=Message.Visibility.WHISPER, whisper_to=user
-    ) | Q(visibility=Message.Visibility.WHISPER, sender=user)
     return list(
-        Message.objects.filter(conversation=conversation, seq__gt=after_seq).filter(visible).order_by("seq")[:limit]
+        Message.objects.filter(conversation=conversation, seq__gt=after_seq)
+        .filter(staff_visible(user_id=user.pk)).order_by("seq")[:limit]
     )

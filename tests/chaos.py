@@ -273,8 +273,9 @@ class Side:
                 held = [c["conversation_id"] for c in frame["conversations"]]
                 if self.conversation_id not in held:
                     self.unexpected.append(f"{self.name} lost its chat {self.conversation_id}: state {held}")
-                await self.ws.send(json.dumps(  # type: ignore[union-attr]
-                    {"type": "sync", "conversation_id": self.conversation_id, "last_seq": self.contiguous_seq()}))
+                if self.conversation_id not in frame.get("synced", []):  # else its history follows unasked
+                    await self.ws.send(json.dumps(  # type: ignore[union-attr]
+                        {"type": "sync", "conversation_id": self.conversation_id, "last_seq": self.contiguous_seq()}))
             else:
                 self._resumed()
         elif kind == "offer":

@@ -451,7 +451,10 @@
           renderTeam();
           f.conversations.forEach(function (c) {
             updateChat(c, { helping: false });
-            socket.sendRaw({ type: "sync", conversation_id: c.conversation_id, last_seq: chats.get(c.conversation_id).lastSeq });
+            // `synced`: after an outage the server sends these chats' missed messages itself.
+            if ((f.synced || []).indexOf(c.conversation_id) < 0) {
+              socket.sendRaw({ type: "sync", conversation_id: c.conversation_id, last_seq: chats.get(c.conversation_id).lastSeq });
+            }
           });
           // Chats this agent was helping in: ask again; ended or no longer allowed ones answer not_found.
           chats.forEach(function (entry, id) {

@@ -2,7 +2,10 @@
 
 The watch sends every socket of the process a `layer.resync` event once the layer is back; these
 tests send it themselves (through a group the socket is in) after "losing" live frames with the
-same dropping layer as test_delivery.py. Measured at size by tests/realmode/test_chaos.py.
+same dropping layer as test_delivery.py. Each runs both ways a socket can catch up: reading its
+own (`each`), and from what the watch read for all sockets at once before telling them
+(`at_once`, chat/resync.py); the client must not be able to tell the difference beyond the
+agent's `synced`. Measured at size by tests/realmode/test_chaos.py.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat import events, layer_watch
+from chat import events, layer_watch, oversight
 from chat.delivered import Delivered
 from chat.models import Conversation
 from tests.chat.helpers import agent_socket, open_chat, pending, receive_until
@@ -22,6 +25,22 @@ from tests.chat.test_delivery import dropping, history_messages, last_seq, layer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RESYNC = {"type": "layer.resync"}
+
+
+@pytest.fixture(params=["each", "at_once"])
+def resync(request):
+    """Tells the sockets of the given groups that the layer is back, as the watch does; `at_once`
+    first reads every socket's catch-up together. Returns how many sockets got theirs read."""
+    async def tell(*groups: str) -> int:
+        prepared = 0
+        if request.param == "at_once":
+            prepared = await layer_watch.prepare_catch_ups(list(layer_watch._sockets))
+        for group in groups:
+            await get_channel_layer().group_send(group, RESYNC)
+        return prepared
+
+    tell.at_once = request.param == "at_once"
+    return tell
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +60,7 @@ async def agent_says(agent_comm: Any, conversation_id: int, body: str) -> None:
     await receive_until(agent_comm, lambda f: f["type"] == "ack" and f["client_id"] == body)
 
 
-async def test_a_visitor_gets_what_the_outage_lost_on_the_same_socket(agent):
+async def test_a_visitor_gets_what_the_outage_lost_on_the_same_socket(agent, resync):
     visitor, agent_comm, conversation_id, _ = await open_chat()
     await agent_says(agent_comm, conversation_id, "before")
     got_live = await receive_until(visitor, lambda f: f["type"] == "message" and f["body"] == "before")
@@ -53,8 +72,9 @@ async def test_a_visitor_gets_what_the_outage_lost_on_the_same_socket(agent):
         await receive_until(agent_comm, lambda f: f["type"] == "pong")  # frames are handled in order
         assert [f for f in await pending(visitor) if f["type"] == "message"] == []
 
-    await get_channel_layer().group_send(events.visitor_private_group(await visitor_id_of(conversation_id)), RESYNC)
+    prepared = await resync(events.visitor_private_group(await visitor_id_of(conversation_id)))
     frames = await pending(visitor)
+    assert prepared == (2 if resync.at_once else 0)  # the visitor's and the agent's
 
     # Exactly what it missed, from the last seq it got in full; then the chat as it is now.
     missed = [(s, b) for s, _, b in await rows(conversation_id, public_only=True) if s > got_live["seq"]]
@@ -69,7 +89,7 @@ async def test_a_visitor_gets_what_the_outage_lost_on_the_same_socket(agent):
     await agent_comm.disconnect()
 
 
-async def test_an_agent_gets_a_fresh_state_and_syncs_on_the_same_socket(agent):
+async def test_an_agent_gets_a_fresh_state_and_what_it_missed_on_the_same_socket(agent, resync):
     visitor, agent_comm, conversation_id, _ = await open_chat()
     agent_has = await last_seq(conversation_id)
     with layer_group_send(dropping):
@@ -78,13 +98,19 @@ async def test_an_agent_gets_a_fresh_state_and_syncs_on_the_same_socket(agent):
         assert [f for f in await pending(agent_comm) if f["type"] == "message"] == []
 
     agent_user_id = (await database_sync_to_async(lambda: Conversation.objects.get(pk=conversation_id).agent.user_id)())
-    await get_channel_layer().group_send(events.agent_group(agent_user_id), RESYNC)
+    await resync(events.agent_group(agent_user_id))
     state = await receive_until(agent_comm, lambda f: f["type"] == "state")
     assert [c["conversation_id"] for c in state["conversations"]] == [conversation_id]
-    # As after a reconnection (docs/protocol.md): sync each held chat from the last seq held.
-    await agent_comm.send_json_to({"type": "sync", "conversation_id": conversation_id, "last_seq": agent_has})
+    if resync.at_once:
+        # Its history comes unasked, from the last seq this socket got in full.
+        assert state["synced"] == [conversation_id]
+    else:
+        # As after a reconnection (docs/protocol.md): sync each held chat from the last seq held.
+        assert "synced" not in state
+        await agent_comm.send_json_to({"type": "sync", "conversation_id": conversation_id, "last_seq": agent_has})
     history = await receive_until(agent_comm, lambda f: f["type"] == "history")
     assert [m["body"] for m in history["messages"]] == ["lost"]
+    assert history["last_seq"] == await last_seq(conversation_id)
     # Still subscribed: the next message arrives live.
     await visitor.send_json_to({"type": "message", "body": "live again", "client_id": "v-live"})
     await receive_until(agent_comm, lambda f: f["type"] == "message" and f["body"] == "live again")
@@ -92,7 +118,7 @@ async def test_an_agent_gets_a_fresh_state_and_syncs_on_the_same_socket(agent):
     await agent_comm.disconnect()
 
 
-async def test_a_chat_transferred_away_during_the_outage_stops_reaching_the_agent(agent, second_agent):
+async def test_a_chat_transferred_away_during_the_outage_stops_reaching_the_agent(agent, second_agent, resync):
     visitor, alice, conversation_id, _ = await open_chat("alice")
     bob, _ = await agent_socket("bob")
     await bob.send_json_to({"type": "presence", "status": "online"})
@@ -102,9 +128,9 @@ async def test_a_chat_transferred_away_during_the_outage_stops_reaching_the_agen
         await pending(alice)
         assert [f for f in await pending(bob) if f["type"] == "offer"] == []  # lost with the layer
 
-    layer = get_channel_layer()
-    for user_id in (agent.user_id, second_agent.user_id):
-        await layer.group_send(events.agent_group(user_id), RESYNC)
+    # Neither agent holds what its socket held: read on their own, after joining their groups.
+    prepared = await resync(*(events.agent_group(user_id) for user_id in (agent.user_id, second_agent.user_id)))
+    assert prepared == (1 if resync.at_once else 0)  # the visitor's only
     alice_state = await receive_until(alice, lambda f: f["type"] == "state")
     bob_state = await receive_until(bob, lambda f: f["type"] == "state")
     assert alice_state["conversations"] == []
@@ -115,6 +141,54 @@ async def test_a_chat_transferred_away_during_the_outage_stops_reaching_the_agen
     await receive_until(bob, lambda f: f["type"] == "message" and f["body"] == "for bob")
     assert [f for f in await pending(alice) if f["type"] == "message"] == []
     for comm in (visitor, alice, bob):
+        await comm.disconnect()
+
+
+async def test_what_is_read_at_once_holds_no_line_the_socket_must_not_see(agent, supervisor, resync):
+    visitor, agent_comm, conversation_id, _ = await open_chat()
+    with layer_group_send(dropping):
+        await agent_says(agent_comm, conversation_id, "public while down")
+        await agent_comm.send_json_to({"type": "message", "conversation_id": conversation_id, "visibility": "internal",
+                                       "body": "CANARY-note", "client_id": "note"})
+        await receive_until(agent_comm, lambda f: f["type"] == "ack" and f["client_id"] == "note")
+        await database_sync_to_async(oversight.whisper)(user=supervisor, conversation_id=conversation_id,
+                                                        body="CANARY-whisper")
+        await pending(agent_comm)
+    prepared = await resync(events.visitor_private_group(await visitor_id_of(conversation_id)),
+                            events.agent_group(agent.user_id))
+    assert prepared == (2 if resync.at_once else 0)
+    seen_by_visitor = await pending(visitor)
+    assert [m["body"] for m in history_messages(seen_by_visitor)] == ["public while down"]
+    assert "CANARY" not in str(seen_by_visitor)
+    if not resync.at_once:
+        await receive_until(agent_comm, lambda f: f["type"] == "state")
+        await agent_comm.send_json_to({"type": "sync", "conversation_id": conversation_id, "last_seq": 0})
+    history = await receive_until(agent_comm, lambda f: f["type"] == "history")
+    # The agent gets the note and the whisper to it; what it had before the outage only on `sync`.
+    bodies = [m["body"] for m in history["messages"]]
+    assert bodies[-3:] == ["public while down", "CANARY-note", "CANARY-whisper"]
+    await visitor.disconnect()
+    await agent_comm.disconnect()
+
+
+async def test_the_state_read_at_once_is_the_state_the_socket_reads_itself(agent, second_agent):
+    visitor, agent_comm, conversation_id, _ = await open_chat()
+    bob, _ = await agent_socket("bob")
+    await bob.send_json_to({"type": "presence", "status": "online"})
+    await pending(agent_comm)
+    agent_group = events.agent_group(agent.user_id)
+
+    assert await layer_watch.prepare_catch_ups(list(layer_watch._sockets)) >= 2
+    await get_channel_layer().group_send(agent_group, RESYNC)
+    at_once = await receive_until(agent_comm, lambda f: f["type"] == "state")
+    await pending(agent_comm)
+    await get_channel_layer().group_send(agent_group, RESYNC)  # nothing prepared now: it reads its own
+    own = await receive_until(agent_comm, lambda f: f["type"] == "state")
+
+    assert at_once.pop("synced") == [conversation_id]
+    assert at_once == own
+    assert [a["name"] for a in own["agents"]] == ["Bob Agent"] and own["me"]["departments"]
+    for comm in (visitor, agent_comm, bob):
         await comm.disconnect()
 
 

@@ -100,6 +100,8 @@ def table(summary: dict, *, busy: int = 0, load: float = 0.0) -> str:
         again = ", ".join("—" if t is None else f"{t}" for t in fault["ready_again"])
         lines.append(f"| {fault['kind']} | {again} | {fault['held_p50']} | {fault['held_max']} | "
                      f"{fault['acked_p50']} | {fault['acked_max']} |")
+    lines += ["", "Slowest clients per fault:", ""]
+    lines += [f"- {fault['kind']}: " + "; ".join(fault.get("slowest", [])) for fault in summary["faults"]]
     lines += [
         "",
         f"Reconnections: {summary['reconnections']} (close codes: "

@@ -229,25 +229,27 @@ class VisitorConsumer(JsonFrameConsumer):
             followed = _int_field(data, "conversation_id")
         token = data.get("token")
         issued = None
+        # On the message threads, as an agent's handshake (AgentConsumer._start): after a server
+        # went down, every visitor of it says hello to the other one at once.
         if token is None:
-            self.visitor, issued = await database_sync_to_async(services.create_visitor)(
+            self.visitor, issued = await message_sync_to_async(services.create_visitor)(
                 page_url=data.get("page_url"),
                 referrer=data.get("referrer"),
                 user_agent=self._header(b"user-agent"),
                 ip_address=self._client_ip(),
             )
         else:
-            self.visitor = await database_sync_to_async(selectors.get_visitor_by_token)(token=token)
+            self.visitor = await message_sync_to_async(selectors.get_visitor_by_token)(token=token)
             if self.visitor is None:
                 raise ChatError("This visitor token is not valid; send hello without a token.", code="invalid_token")
-            await database_sync_to_async(services.touch_visitor)(
+            await message_sync_to_async(services.touch_visitor)(
                 visitor_id=self.visitor.pk, page_url=data.get("page_url"), ip_address=self._client_ip()
             )
         await self.channel_layer.group_add(events.visitor_private_group(self.visitor.pk), self.channel_name)
-        state, after_seq = await database_sync_to_async(self._welcome_state)(last_seq, followed)
+        state, after_seq = await message_sync_to_async(self._welcome_state)(last_seq, followed)
         await self.send_frame({"type": "welcome", "token": issued, **state})
         if state["conversation"] is not None:
-            await self._follow(state["conversation"]["conversation_id"], after_seq=after_seq)
+            await self._follow(state["conversation"]["conversation_id"], after_seq=after_seq, read=message_sync_to_async)
 
     def _welcome_state(self, last_seq: int = 0, followed: int | None = None) -> tuple[dict[str, Any], int]:
         """The welcome frame's fields, and the sequence number the history starts after.
@@ -471,7 +473,8 @@ class AgentConsumer(JsonFrameConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        self.profile = await database_sync_to_async(selectors.get_agent_profile)(user=user) if user else None
+        # The handshake's reads run on the message threads (see _start).
+        self.profile = await message_sync_to_async(selectors.get_agent_profile)(user=user) if user else None
         if self.profile is None:
             await self.close()  # refused at the handshake: HTTP 403
             return
@@ -490,10 +493,11 @@ class AgentConsumer(JsonFrameConsumer):
             await self.close_for_outage(exc, "agent socket set-up")
 
     async def _start(self) -> None:
-        await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
-        # The heaviest read of a handshake, on the message threads: when a server goes down its
-        # agents all come to the other one at once, and on the one database thread their states
-        # queued behind each other past the clients' handshake timeout (test_chaos.py).
+        # A handshake's reads run on the message threads: when a server goes down its sockets all
+        # come to the other one at once, and on the one database thread their reads queued behind
+        # each other past daphne's 5 s handshake timeout, which closed half of them and made them
+        # come again (test_chaos.py on a busy machine).
+        await message_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
         state = await message_sync_to_async(self._state)()
         await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
         for department_id in self.department_ids:

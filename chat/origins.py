@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
+
+from chat.dbpool import message_sync_to_async
 
 VISITOR_PATH_PREFIX = "/ws/visitor/"
 
@@ -30,7 +31,8 @@ class ChatOriginValidator(OriginValidator):
         except (UnicodeDecodeError, ValueError):
             parsed = None
         visitor = scope.get("path", "").startswith(VISITOR_PATH_PREFIX)
-        extra = await database_sync_to_async(configured_origins)() if visitor and parsed is not None else []
+        # On the message threads: a handshake's reads (see AgentConsumer._start).
+        extra = await message_sync_to_async(configured_origins)() if visitor and parsed is not None else []
         if parsed is not None and self._allowed(parsed, visitor=visitor, host=headers.get(b"host"), extra=extra):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)

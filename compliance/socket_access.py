@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 
+from chat.dbpool import message_sync_to_async  # a handshake's reads: see AgentConsumer._start
 from compliance import access, audit
 from compliance.models import AuditEntry
 
@@ -25,7 +25,7 @@ class StaffSocketIPGuard:
         staff = scope["type"] == "websocket" and not scope.get("path", "").startswith(
             VISITOR_PATH_PREFIX
         )
-        if staff and not await database_sync_to_async(_allowed)(scope):
+        if staff and not await message_sync_to_async(_allowed)(scope):
             return await WebsocketDenier()(scope, receive, send)
         return await self.application(scope, receive, send)
 

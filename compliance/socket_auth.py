@@ -34,6 +34,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
+from chat.dbpool import message_sync_to_async  # a handshake's reads: see AgentConsumer._start
 from compliance import audit, roles, two_factor
 from compliance.models import AuditEntry
 
@@ -134,7 +135,7 @@ class StaffSocketGuard:
         user = scope.get("user")
         grant = None
         if user is not None and user.is_authenticated:
-            grant = await database_sync_to_async(grant_for)(user=user, session=scope.get("session"))
+            grant = await message_sync_to_async(grant_for)(user=user, session=scope.get("session"))
             if grant is None:
                 scope = dict(scope, user=AnonymousUser())
         if grant is None:

@@ -385,6 +385,8 @@ class FaultReport:
     held_seconds: list[float] = field(default_factory=list)
     acked_seconds: list[float] = field(default_factory=list)
     not_recovered: list[str] = field(default_factory=list)
+    connections_before: dict[str, int] = field(default_factory=dict)
+    slowest: list[tuple[float, str]] = field(default_factory=list)  # (seconds, who and how)
     readyz: list[dict[str, Any]] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
 
@@ -412,6 +414,7 @@ class FaultReport:
             "acked_p50": _median(self.acked_seconds),
             "acked_max": round(max(self.acked_seconds), 2) if self.acked_seconds else None,
             "ready_again": self._ready_again(),
+            "slowest": [f"{who}: {seconds} s" for seconds, who in sorted(self.slowest, reverse=True)[:5]],
             "readyz": _readyz_summary(self.readyz),
             "log_lines": self.log_lines[:3],
         }
@@ -566,7 +569,8 @@ class ChaosRun:
         report.readyz.sort(key=lambda p: p["t"])
 
     async def fault(self, kind: str) -> FaultReport:
-        report = FaultReport(kind=kind, started=time.monotonic())
+        report = FaultReport(kind=kind, started=time.monotonic(),
+                             connections_before={s.name: s.connections for s in self.sides})
         sizes = self._log_sizes()
         servers_before = list(self.servers)
         stop = asyncio.Event()
@@ -621,6 +625,9 @@ class ChaosRun:
                     report.acked_seconds.append(now - report.ended)
                 if side.caught_up(stored_last=last, created_before=report.ended):
                     report.recovery_seconds.append(now - report.ended)
+                    report.slowest.append((round(now - report.ended, 2), (
+                        f"{side.name} on server {side.server_index}"
+                        f" after {side.connections - report.connections_before.get(side.name, 0)} new connections")))
                     del pending[side]
             await asyncio.sleep(0.1)
         for side, last in pending.items():

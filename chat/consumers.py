@@ -520,7 +520,7 @@ class AgentConsumer(JsonFrameConsumer):
             queue.extend(frames.queue_entry(c, i) for i, c in enumerate(waiting, start=1))
         # Ended chats still waiting for a disposition come back after a reload, to be closed.
         held = selectors.held_conversations(agent=profile) + selectors.awaiting_close(agent=profile)
-        others = AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name").values(
+        others = AgentProfile.objects.exclude(pk=profile.pk).order_by("display_name", "pk").values(
             "user_id", "display_name", "presence", username)
         return frames.agent_state(
             profile, user_id=self.user.pk, departments=departments, queue=queue, held=held, agents=list(others),

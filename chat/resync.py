@@ -71,15 +71,17 @@ def visitor_catch_ups(sockets: list[VisitorSocket]) -> dict[str, CatchUp]:
         return {}
     chats = {c.pk: c for c in Conversation.objects.filter(pk__in={s.conversation_id for s in sockets})
              .select_related("department", "agent")}
-    # A visitor whose open chat is another one than the socket's (another tab started it) gets
-    # all of that chat: the per-socket path does it, joining its group before reading.
-    elsewhere = set(Conversation.objects.filter(
+    # A socket whose visitor has an open chat other than the socket's (another tab started it)
+    # gets all of that chat: the per-socket path does it, joining its group before reading.
+    open_chats: dict[int, set[int]] = defaultdict(set)
+    for visitor_id, chat_id in Conversation.objects.filter(
         visitor_id__in={s.visitor_id for s in sockets}, status__in=Conversation.OPEN_STATUSES,
-    ).exclude(pk__in=list(chats)).values_list("visitor_id", flat=True))
+    ).values_list("visitor_id", "pk"):
+        open_chats[visitor_id].add(chat_id)
     answerable = [
         s for s in sockets
         if (chat := chats.get(s.conversation_id)) is not None and chat.visitor_id == s.visitor_id
-        and s.visitor_id not in elsewhere and chat.status != Conversation.Status.QUEUED
+        and not open_chats[s.visitor_id] - {s.conversation_id} and chat.status != Conversation.Status.QUEUED
     ]
     # Public messages only: what a visitor's history may ever hold (selectors.visitor_messages_after).
     messages = _messages([Q(conversation_id=s.conversation_id, public_seq__gt=s.after_seq,
@@ -133,7 +135,7 @@ def agent_catch_ups(sockets: list[AgentSocket]) -> dict[str, CatchUp]:
     queues = {d: assignment.queue_positions(department_id=d)
               for d in {d.pk for _, _, departments in answerable for d in departments}}
     username = f"user__{get_user_model().USERNAME_FIELD}"
-    everyone = list(AgentProfile.objects.order_by("display_name").values(
+    everyone = list(AgentProfile.objects.order_by("display_name", "pk").values(
         "pk", "user_id", "display_name", "presence", username))
     all_departments = [{"id": d.pk, "name": d.name} for d in Department.objects.all()]
     # A held chat has one agent, so one user's view of it (two tabs: the same user): read from

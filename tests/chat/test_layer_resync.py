@@ -19,7 +19,7 @@ from channels.layers import get_channel_layer
 from chat import events, layer_watch, oversight
 from chat.delivered import Delivered
 from chat.models import Conversation
-from tests.chat.helpers import agent_socket, open_chat, pending, receive_until
+from tests.chat.helpers import agent_socket, open_chat, pending, receive_until, visitor_socket
 from tests.chat.test_delivery import dropping, history_messages, last_seq, layer_group_send, rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,6 +189,32 @@ async def test_the_state_read_at_once_is_the_state_the_socket_reads_itself(agent
     assert at_once == own
     assert [a["name"] for a in own["agents"]] == ["Bob Agent"] and own["me"]["departments"]
     for comm in (visitor, agent_comm, bob):
+        await comm.disconnect()
+
+
+async def test_a_chat_another_tab_started_during_the_outage_comes_whole(agent, resync):
+    visitor, agent_comm, first_id, token = await open_chat()
+    await agent_comm.send_json_to({"type": "end", "conversation_id": first_id})
+    await receive_until(visitor, lambda f: f["type"] == "conversation" and f["status"] == "ended")
+    other_tab, _ = await visitor_socket(token=token)
+    with layer_group_send(dropping):
+        await other_tab.send_json_to({"type": "start", "department": "support", "message": "second chat",
+                                      "client_id": "v-2"})
+        second_id = (await receive_until(other_tab, lambda f: f["type"] == "conversation"))["conversation_id"]
+        await pending(other_tab)
+        assert await pending(visitor) == []  # the first tab never heard of it
+
+    prepared = await resync(events.visitor_private_group(await visitor_id_of(first_id)))
+    # Only the tab that already followed the new chat is answered from the shared read; the
+    # first reads its own, joining the new chat's group first.
+    assert prepared == (1 if resync.at_once else 0)
+    frames = await pending(visitor)
+    assert "second chat" in [m["body"] for m in history_messages(frames) if m["conversation_id"] == second_id]
+    assert frames[-1]["type"] == "conversation" and frames[-1]["conversation_id"] == second_id
+    await agent_comm.send_json_to({"type": "accept", "conversation_id": second_id})
+    await receive_until(visitor, lambda f: f["type"] == "conversation" and f["status"] == "active"
+                        and f["conversation_id"] == second_id)  # live in the new chat
+    for comm in (visitor, other_tab, agent_comm):
         await comm.disconnect()
 
 

@@ -307,8 +307,7 @@ class VisitorConsumer(JsonFrameConsumer):
         while True:
             history = await read(self._history)(after_seq)
             await self.send_frame(history)
-            last = history["messages"][-1]["seq"] if history["messages"] else None
-            self.delivered.history(history["conversation_id"], after_seq=after_seq, last_seq=last)
+            self.delivered.history_frame(history, after_seq=after_seq)
             if len(history["messages"]) < selectors.HISTORY_PAGE:
                 return
             after_seq = history["messages"][-1]["seq"]
@@ -420,9 +419,7 @@ class VisitorConsumer(JsonFrameConsumer):
             # followed this chat: what arrives live from now on is after what was read.
             history, state = prepared.frames
             await self.send_frame(history)
-            last = history["messages"][-1]["seq"] if history["messages"] else None
-            cid = history["conversation_id"]
-            self.delivered.history(cid, after_seq=prepared.after[cid], last_seq=last)
+            self.delivered.history_frame(history, after_seq=prepared.after[history["conversation_id"]])
             await self.send_frame(state)
             return
         followed = self.conversation_id
@@ -537,19 +534,14 @@ class AgentConsumer(JsonFrameConsumer):
             # Read for all the process' sockets at once (chat/resync.py) while this one already
             # held these chats and departments: the state, then each held chat's messages after
             # what this socket has (the state's `synced`: its client need not ask).
+            # No groups to join again: only the pub/sub layer prepares (layer_watch._prepare), and
+            # it kept and resubscribed every membership of the process.
             self.profile = prepared.profile
-            await self.channel_layer.group_add(events.agent_group(self.user.pk), self.channel_name)
-            for department_id in self.department_ids:
-                await self.channel_layer.group_add(events.department_group(department_id), self.channel_name)
-            for conversation_id in self.conversations:
-                await self.channel_layer.group_add(events.staff_group(conversation_id), self.channel_name)
             state, *histories = prepared.frames
             await self.send_frame(state)
             for history in histories:
                 await self.send_frame(history)
-                last = history["messages"][-1]["seq"] if history["messages"] else None
-                cid = history["conversation_id"]
-                self.delivered.history(cid, after_seq=prepared.after.get(cid, 0), last_seq=last)
+                self.delivered.history_frame(history, after_seq=prepared.after.get(history["conversation_id"], 0))
             return
         departments_before = set(self.department_ids)
         state = await layer_watch.catch_up_sync_to_async(self._state)()
@@ -674,8 +666,7 @@ class AgentConsumer(JsonFrameConsumer):
         while True:
             history = await database_sync_to_async(self._history)(conversation_id, after_seq)
             await self.send_frame(history)
-            last = history["messages"][-1]["seq"] if history["messages"] else None
-            self.delivered.history(history["conversation_id"], after_seq=after_seq, last_seq=last)
+            self.delivered.history_frame(history, after_seq=after_seq)
             if len(history["messages"]) < selectors.HISTORY_PAGE:
                 return
             after_seq = history["messages"][-1]["seq"]

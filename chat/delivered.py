@@ -26,6 +26,11 @@ class Delivered:
         hello or sync, or 0), and now everything up to `last_seq` (None: the page was empty)."""
         self._advance(conversation_id, max(after_seq, last_seq or 0))
 
+    def history_frame(self, frame: dict, *, after_seq: int) -> None:
+        """`history` for a history frame as sent (docs/protocol.md): its chat and its last seq."""
+        messages = frame["messages"]
+        self.history(frame["conversation_id"], after_seq=after_seq, last_seq=messages[-1]["seq"] if messages else None)
+
     def live(self, conversation_id: int, seq: int) -> None:
         upto = self.upto(conversation_id)
         if seq == upto + 1:

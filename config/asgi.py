@@ -6,21 +6,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before the consumers (and their models) are imported.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
 from chat.origins import VISITOR_PATH_PREFIX, ChatOriginValidator
 from chat.routing import staff_urlpatterns, visitor_urlpatterns
 from compliance.socket_access import StaffSocketIPGuard
 from compliance.socket_auth import StaffSocketGuard
+from compliance.socket_session import staff_socket_auth_stack
 from reporting import scheduler
 
 # Embedded default: metric e-mails and today's figures without a beat process (README, Reporting).
 scheduler.start_with_server()
 
-# Outermost first: the session, the network allowlist, then two-factor and the session's
-# liveness for staff sockets.
-_staff_sockets = AuthMiddlewareStack(StaffSocketIPGuard(StaffSocketGuard(URLRouter(staff_urlpatterns))))
+# Outermost first: the session and user (Channels' lookup, on the message threads), the network
+# allowlist, then two-factor and the session's liveness for staff sockets.
+_staff_sockets = staff_socket_auth_stack(StaffSocketIPGuard(StaffSocketGuard(URLRouter(staff_urlpatterns))))
 _visitor_sockets = URLRouter(visitor_urlpatterns)
 
 

@@ -80,8 +80,14 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
         # agent's accept arrives), so the visitor has joined the chat's group before the join
         # line goes out and gets it live, not only in its history
         # (tests/chat/test_conversation_frames.py found this when every hop was skipped).
+        # The handshake skips it too: a socket's first message has nothing of its own to queue
+        # behind, and its reads run on the message threads (AgentConsumer._start), so a process
+        # busy on that thread still lets sockets in (tests/chat/test_handshake_threads.py).
         if message["type"] == "websocket.receive":
             await self.websocket_receive(message)
+            return
+        if message["type"] == "websocket.connect":
+            await self.websocket_connect(message)
             return
         if message["type"].startswith("websocket."):
             await super().dispatch(message)
@@ -168,6 +174,8 @@ class JsonFrameConsumer(AsyncWebsocketConsumer):
 
 
 class VisitorConsumer(JsonFrameConsumer):
+    # `hello` is the visitor's handshake, with its reads on the message threads (see _hello).
+    frames_without_hop = JsonFrameConsumer.frames_without_hop | {"hello"}
     handlers = {
         "hello": "on_hello",
         "start": "on_start",
@@ -730,7 +738,8 @@ class AgentConsumer(JsonFrameConsumer):
         )
 
     async def on_ping(self, data: dict[str, Any]) -> None:
-        await database_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
+        # A heartbeat, on the message threads: it must not wait behind other work of the process.
+        await message_sync_to_async(services.touch_agent)(agent_id=self.profile.pk)
         await self.send_frame({"type": "pong"})
 
     # --- agent workspace ------------------------------------------------------------------

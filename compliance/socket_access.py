@@ -1,7 +1,8 @@
 """ASGI middleware: staff sockets only from networks the staff member may work from.
 
 Sits inside the staff sockets' session and user middleware (it needs scope["user"];
-compliance.socket_session) and refuses the handshake (403) before the consumer runs. Visitor sockets are not staff and pass untouched.
+compliance.socket_session) and refuses the handshake (403) before the consumer runs. Visitor
+sockets are not staff and pass untouched.
 """
 
 from __future__ import annotations

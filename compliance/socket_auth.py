@@ -1,7 +1,8 @@
 """Staff sockets bound to a live, verified session.
 
 Channels' AuthMiddleware (run on the message threads, compliance.socket_session) resolves the
-user once, at the handshake, and knows nothing of OTP. `StaffSocketGuard` sits inside it (config/asgi.py):
+user once, at the handshake, and knows nothing of OTP. `StaffSocketGuard` sits inside it
+(config/asgi.py):
 
 - At connect, a logged-in user counts only if its session is verified by a confirmed device of
   that same user (where its role requires two-factor) and has not gone idle; otherwise the

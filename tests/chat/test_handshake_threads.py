@@ -44,8 +44,8 @@ def _fast_passwords(settings):
 
 @contextlib.asynccontextmanager
 async def shared_thread_busy():
-    """Holds the process' shared database thread, as a slow call there would; yields whether
-    the held call has finished."""
+    """Holds the process' shared database thread, as a slow call there would; yields the held
+    call, which must still be running while the sockets get in."""
     started, release = threading.Event(), threading.Event()
 
     def hold() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -170,7 +171,9 @@ def artifact_path(name: str, suffix: str = ".log") -> Path:
     """A fresh file under test-artifacts/, unique per process and call."""
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return ARTIFACTS_DIR / f"{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**9}-{name}{suffix}"
+    # A benchmark target's variant may hold a path (real1@PYTHONPATH=/x): one file, not a folder.
+    safe = re.sub(r"[^A-Za-z0-9@=+._-]+", "_", name)
+    return ARTIFACTS_DIR / f"{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**9}-{safe}{suffix}"
 
 
 def child_env(

@@ -10,7 +10,7 @@ DAPHNE_FLAGS := --websocket-max-message-size 65536 --websocket-max-frame-size 65
 TLS_PORT ?= 8443
 TLS_FLAGS := $(if $(and $(TLS_CERT),$(TLS_KEY)),-e ssl:$(TLS_PORT):privateKey=$(TLS_KEY):certKey=$(TLS_CERT):interface=$(HOST))
 
-.PHONY: run test install lint serve worker beat clean fuzz bench-load bench-load-quick screenshots
+.PHONY: run test install lint serve worker beat clean fuzz bench bench-quick bench-load bench-load-quick screenshots
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,14 @@ screenshots: install
 # The long form of the protocol fuzzing (make test runs 2,000 frames).
 fuzz: install
 	COACHLINE_FUZZ_FRAMES=$${COACHLINE_FUZZ_FRAMES:-10000} $(VENV)/bin/pytest -q -s tests/chat/test_fuzz_frames.py
+
+# Every benchmark of docs/benchmarks.md in one command (bench/run_all.py): masking, audit,
+# reporting and the WebSocket load; each rewrites its own block of that page.
+bench: install
+	$(PY) bench/run_all.py
+
+bench-quick: install
+	$(PY) bench/run_all.py --quick
 
 # WebSocket load benchmark (docs/benchmarks.md): starts its own redis-server and daphne processes
 # and uses its own PostgreSQL databases (BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432).

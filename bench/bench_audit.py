@@ -1,6 +1,6 @@
 """What the audit log costs: one record() in a transaction, and exporting a large log.
 
-Run: .venv/bin/python bench/bench_audit.py [--runs 7] [--ops 300] [--export-entries 200000]
+Run: .venv/bin/python bench/bench_audit.py [--runs 7] [--ops 300] [--export-entries 200000] [--write]
      With DATABASE_URL set, PostgreSQL is measured too (in a scratch database it creates and
      drops); SQLite always (in a scratch directory). The log is append-only, so nothing here
      may write into a real database.
@@ -13,7 +13,7 @@ Run: .venv/bin/python bench/bench_audit.py [--runs 7] [--ops 300] [--export-entr
 2. Export: `audit_export.stream()` (WSGI) and `astream()` (ASGI) over N entries, CSV and JSON
    Lines: entries/s, and peak memory (tracemalloc; and VmHWM on Linux) for N/10 and N entries
    to show the stream's memory does not grow with N, against buffering the whole export.
-Figures are printed as Markdown for docs/benchmarks.md.
+Figures are printed as Markdown for docs/benchmarks.md; --write puts them there.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import docs_block, machine
 
 # --- the worker: runs inside one scratch database -----------------------------------------------
 
@@ -44,13 +44,15 @@ def worker(args: argparse.Namespace) -> dict:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.core.management import call_command
     from django.db import connection, transaction
     from django.utils import timezone
 
     from chat import pipeline
     from chat.models import Conversation, Department, Message, Visitor, hash_token
-    from compliance import audit, audit_export
+    from compliance import audit, audit_export, roles
     from compliance.models import AuditEntry
 
     call_command("migrate", verbosity=0)
@@ -124,6 +126,11 @@ def worker(args: argparse.Namespace) -> dict:
         }
 
     # --- export -----------------------------------------------------------------------------
+    # The export checks who asks by role: a real compliance officer, made before the chain so
+    # anything recorded about it is part of the chain the export walks.
+    officer = get_user_model().objects.create_user("bench-officer")
+    officer.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
+
     # The log to export is built with bulk inserts of a valid chain (record() one by one is what
     # the first part measures; here it would only make the run long).
     start = time.perf_counter()
@@ -159,14 +166,11 @@ def worker(args: argparse.Namespace) -> dict:
     verify_seconds = time.perf_counter() - start
     assert chain.ok and chain.count == total, chain.broken
 
-    class Officer:
-        is_authenticated = is_active = is_superuser = True
-
     def rows(limit: int | None = None):
         ids = AuditEntry.objects.order_by("id").values_list("id", flat=True)
         before = ids[limit] if limit and limit < total else None
         return audit_export.entries_for_export(
-            user=Officer(), filters=audit_export.ExportFilters(format="csv"), before_id=before
+            user=officer, filters=audit_export.ExportFilters(format="csv"), before_id=before
         )
 
     def drain_sync(fmt: str, limit: int | None = None) -> int:
@@ -354,6 +358,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--ops", type=int, default=300)
     parser.add_argument("--export-entries", type=int, default=200_000)
+    parser.add_argument(
+        "--write", action="store_true", help="also write the tables to docs/benchmarks.md"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -362,20 +369,28 @@ def main() -> None:
 
     base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     base_env["CHAT_INPROCESS_SWEEPER"] = "false"
-    print(
-        f"<!-- {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')} -->"
-    )
+    parts = [
+        (
+            f"{machine.describe()} at the start. Command: `.venv/bin/python "
+            f"bench/bench_audit.py {' '.join(sys.argv[1:])}`"
+            + (" with `DATABASE_URL` set." if os.environ.get("DATABASE_URL") else ".")
+        )
+    ]
+    print(parts[0], flush=True)
     with tempfile.TemporaryDirectory() as data_dir:
-        print(report(run_worker({**base_env, "COACHLINE_DATA_DIR": data_dir}, args), args))
+        parts.append(report(run_worker({**base_env, "COACHLINE_DATA_DIR": data_dir}, args), args))
+        print("\n" + parts[-1], flush=True)
     url = os.environ.get("DATABASE_URL")
     if url:
         scratch_url, drop = scratch_postgres(url)
         try:
-            print()
-            print(report(run_worker({**base_env, "DATABASE_URL": scratch_url}, args), args))
+            parts.append(report(run_worker({**base_env, "DATABASE_URL": scratch_url}, args), args))
+            print("\n" + parts[-1], flush=True)
         finally:
             drop()
+    if args.write:
+        docs_block.write_block("audit", "\n\n".join(parts), heading="## Audit log")
+        print(f"written to {docs_block.DOCS}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,16 @@
 """Throughput of compliance.masking on typical chat text, against a plain regex + Luhn baseline.
 
-Run: .venv/bin/python bench/bench_masking.py [--mb 4] [--runs 7] [--seed 1]
+Run: .venv/bin/python bench/bench_masking.py [--mb 4] [--runs 7] [--seed 1] [--write]
 
 Both are measured in the same run on the same text, so the ratio holds on any machine. Two
 workloads: one call per message (what the chat pipeline does) and one call per whole transcript
-(what the archive and exports do). Not a timed test: it prints figures for docs/benchmarks.md.
+(what the archive and exports do). Not a timed test: it prints a table for docs/benchmarks.md,
+and with --write puts it there.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import re
 import statistics
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import docs_block, machine
 from compliance import masking
 
 _VOCABULARY = (
@@ -130,20 +130,8 @@ def measure(fns: dict[str, Callable[[], object]], nbytes: int, runs: int) -> dic
     return rates
 
 
-def summary(rates: list[float]) -> str:
-    return (
-        f"median {statistics.median(rates):7.1f} MB/s  (min {min(rates):.1f}, max {max(rates):.1f})"
-    )
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def spread(rates: list[float]) -> str:
+    return f"{statistics.median(rates):.1f} MB/s ({min(rates):.1f}–{max(rates):.1f})"
 
 
 def main() -> None:
@@ -151,6 +139,9 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=4.0, help="megabytes of chat text to generate")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--write", action="store_true", help="also write the table to docs/benchmarks.md"
+    )
     args = parser.parse_args()
 
     messages = chat_messages(args.mb, args.seed)
@@ -166,14 +157,7 @@ def main() -> None:
     changed = sum(masking.mask(m, policy) != m for m in messages)
     assert changed, "the corpus should contain cards"
 
-    print(
-        f"{time.strftime('%Y-%m-%d')}: Python {platform.python_version()} on {platform.machine()}, "
-        f"{cpu_name()}, {os.cpu_count()} cores (one used)"
-    )
-    print(
-        f"{len(messages)} messages averaging {sum(map(len, messages)) / len(messages):.0f} "
-        f"characters, {changed} of them changed by masking; {args.runs} runs each"
-    )
+    rows = []
     for name, texts in workloads.items():
         nbytes = sum(len(t.encode()) for t in texts)
         rates = measure(
@@ -185,10 +169,28 @@ def main() -> None:
             args.runs,
         )
         ours, base = rates["masking"], rates["baseline"]
-        print(f"{name} ({nbytes / 1e6:.1f} MB):")
-        print(f"  masking   {summary(ours)}")
-        print(f"  baseline  {summary(base)}")
-        print(f"  ratio     {statistics.median(ours) / statistics.median(base):.1f}x")
+        ratio = statistics.median(ours) / statistics.median(base)
+        rows.append(
+            f"| {name} ({nbytes / 1e6:.1f} MB) | {spread(ours)} | {spread(base)} | {ratio:.1f}× |"
+        )
+    text = "\n".join(
+        [
+            (
+                f"{machine.describe()}; one core used. Command: `.venv/bin/python bench/bench_masking.py {' '.join(sys.argv[1:])}`. "
+                f"{len(messages)} messages averaging {sum(map(len, messages)) / len(messages):.0f} "
+                f"characters, {changed} of them changed by masking; {args.runs} runs each, "
+                "process CPU time, median (min–max)."
+            ),
+            "",
+            "| Workload | `compliance.masking` | Baseline | Ratio |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    )
+    print(text)
+    if args.write:
+        docs_block.write_block("masking", text, heading="## Masking")
+        print(f"written to {docs_block.DOCS}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What reporting costs on PostgreSQL: recomputing a year, and the dashboard's reads.
 
 Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/<yours> .venv/bin/python bench/bench_reporting.py
-     [--runs 5] [--conversations 100000] [--messages 10] [--database NAME] [--keep]
+     [--runs 5] [--conversations 100000] [--messages 10] [--database NAME] [--keep] [--write]
 
 It uses a scratch database (`--database`, default `<yours>_bench_reporting`, created when missing;
 dropped at the end unless `--keep`, and then reused as filled by the next run with the same
@@ -16,14 +16,13 @@ and a 9-hour online presence interval per agent per day.
    call to warm the caches, then --runs × 20 calls); the selectors alone (headline figures for
    the year and the previous year, daily series, hourly volume, agent table), warm; and the page
    with the figures cache cleared before every call (--runs × 4 calls). Median and p95.
-Figures are printed as Markdown for docs/benchmarks.md.
+Figures are printed as Markdown for docs/benchmarks.md; --write puts them there.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import docs_block, machine
 
 FILL_SQL = """
 INSERT INTO chat_department (name, slug, routing, accept_timeout_seconds, created_at)
@@ -143,6 +144,9 @@ def main() -> None:
     parser.add_argument("--database", help="scratch database name (never a real one: it is filled)")
     parser.add_argument(
         "--keep", action="store_true", help="keep the filled database for the next run"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="also write the table to docs/benchmarks.md"
     )
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "")
@@ -303,27 +307,33 @@ def main() -> None:
         def p95(values: list[float]) -> float:
             return values[round(0.95 * (len(values) - 1))]
 
-        print(
-            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"PostgreSQL {connection.pg_version // 10000}; load average {os.getloadavg()[0]:.1f}"
-        )
-        print(
-            f"Data: {n_conv} conversations, {n_msg} messages over 365 days"
-            + (f" (filled in {fill:.1f} s)\n" if not filled else " (reused)\n")
-        )
-        print("| Measure | Runs | Median | p95 | Min | Max | CPU (Python + PostgreSQL backend) |")
-        print("|---|---|---|---|---|---|---|")
-        print(
-            f"| Recompute a year (`recompute_days`) | {len(recompute)} | {statistics.median(recompute):.2f} s | "
-            f"– | {min(recompute):.2f} s | {max(recompute):.2f} s | "
-            f"{statistics.median(recompute_cpu):.2f} s median |"
-        )
+        out = [
+            (
+                f"{machine.describe()} at the end; PostgreSQL {connection.pg_version // 10000}. "
+                f"Command: `DATABASE_URL=postgres://… .venv/bin/python bench/bench_reporting.py "
+                f"{' '.join(sys.argv[1:])}`."
+            ),
+            f"Data: {n_conv:,} conversations, {n_msg:,} messages over 365 days"
+            + (f" (filled in {fill:.1f} s)." if not filled else " (reused from an earlier run)."),
+            "",
+            "| Measure | Runs | Median | p95 | Min | Max | CPU (Python + PostgreSQL backend) |",
+            "|---|---|---|---|---|---|---|",
+            (
+                f"| Recompute a year (`recompute_days`) | {len(recompute)} | "
+                f"{statistics.median(recompute):.2f} s | – | {min(recompute):.2f} s | "
+                f"{max(recompute):.2f} s | {statistics.median(recompute_cpu):.2f} s median |"
+            ),
+        ]
         for label, values in measures.items():
-            print(
+            out.append(
                 f"| {label} | {len(values)} | {statistics.median(values):.1f} ms | "
                 f"{p95(values):.1f} ms | {values[0]:.1f} ms | {values[-1]:.1f} ms | "
                 f"{cpu_per_call[label]:.1f} ms mean |"
             )
+        print("\n".join(out))
+        if args.write:
+            docs_block.write_block("reporting", "\n".join(out), heading="## Reporting")
+            print(f"written to {docs_block.DOCS}")
     finally:
         from django.db import connections
 

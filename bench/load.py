@@ -64,12 +64,13 @@ from websockets.asyncio.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import docs_block
+from bench import machine as bench_machine
 from tests import serverprocs
 
 PG = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 TEMPLATE_DB = "coachline_load_bench"
 P99_LIMIT_MS = 100.0
-DOC_BEGIN, DOC_END = "<!-- load:begin -->", "<!-- load:end -->"
 
 
 # --- set-up of a target (runs in a child process with the target's environment) ------------------
@@ -225,14 +226,8 @@ def rss_kb(pids: list[int]) -> int:
 
 
 def machine() -> dict[str, str]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cores": str(os.cpu_count()), "cpu": model, "python": platform.python_version(),
-            "host": platform.node()}
+    return {"cores": str(os.cpu_count()), "cpu": bench_machine.cpu_name(),
+            "python": platform.python_version(), "host": platform.node()}
 
 
 def loadavg() -> float:
@@ -844,14 +839,7 @@ def targets_met(runs, ratios, scale, idle, args) -> list[str]:
 
 
 def write_docs(text: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    doc = path.read_text()
-    block = f"{DOC_BEGIN}\n{text}\n{DOC_END}"
-    if DOC_BEGIN in doc:
-        doc = doc[: doc.index(DOC_BEGIN)] + block + doc[doc.index(DOC_END) + len(DOC_END):]
-    else:
-        doc += f"\n## WebSocket load\n\n{block}\n"
-    path.write_text(doc)
+    docs_block.write_block("load", text, heading="## WebSocket load")
 
 
 # --- main -----------------------------------------------------------------------------------------

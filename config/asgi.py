@@ -13,7 +13,10 @@ from chat.routing import staff_urlpatterns, visitor_urlpatterns
 from compliance.socket_access import StaffSocketIPGuard
 from compliance.socket_auth import StaffSocketGuard
 from compliance.socket_session import staff_socket_auth_stack
+from config import server_gc
 from reporting import scheduler
+
+server_gc.tune()
 
 # Embedded default: metric e-mails and today's figures without a beat process (README, Reporting).
 scheduler.start_with_server()

@@ -225,6 +225,9 @@ CHAT_MESSAGE_DB_THREADS = envint(
 CHAT_FAST_PATH_CONNECTIONS = envint(
     "CHAT_FAST_PATH_CONNECTIONS", 4 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0, minimum=0
 )
+# Net allocations between the garbage collector's youngest-generation passes in a server process
+# (config/server_gc.py); Python's own default is 700.
+SERVER_GC_YOUNG_THRESHOLD = envint("SERVER_GC_YOUNG_THRESHOLD", 10_000, minimum=100)
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.

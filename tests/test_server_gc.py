@@ -1,0 +1,55 @@
+"""A server process runs the garbage collector's young passes at SERVER_GC_YOUNG_THRESHOLD."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from config import server_gc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def thresholds():
+    saved = gc.get_threshold()
+    yield
+    gc.set_threshold(*saved)
+
+
+def test_tune_sets_the_young_threshold_and_keeps_the_older_ones(thresholds):
+    gc.set_threshold(700, 11, 12)
+    with override_settings(SERVER_GC_YOUNG_THRESHOLD=12_345):
+        server_gc.tune()
+    assert gc.get_threshold() == (12_345, 11, 12)
+
+
+def _server_thresholds(**env: str) -> str:
+    # A fresh interpreter loading the ASGI application, as daphne does.
+    code = "import gc, config.asgi; print(gc.get_threshold())"
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environ.update(SECRET_KEY="x", DJANGO_SETTINGS_MODULE="config.settings", **env)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_loading_the_server_application_applies_it():
+    assert _server_thresholds() == "(10000, 10, 10)"
+    assert _server_thresholds(SERVER_GC_YOUNG_THRESHOLD="700") == "(700, 10, 10)"
+
+
+def test_a_threshold_too_small_to_be_meant_is_refused():
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environ.update(SECRET_KEY="x", DJANGO_SETTINGS_MODULE="config.settings", SERVER_GC_YOUNG_THRESHOLD="0")
+    done = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    assert "SERVER_GC_YOUNG_THRESHOLD must be at least 100, got 0" in done.stderr

@@ -215,7 +215,7 @@ def cpu_of(pids: list[int]) -> float:
 
 def machine_jiffies() -> tuple[int, int]:
     """(busy, total) CPU time of every core so far, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    fields = bench_machine.cpu_fields()
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
 

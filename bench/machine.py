@@ -38,10 +38,16 @@ def describe() -> str:
 STEAL_WINDOW_SECONDS = 0.2
 
 
-def cpu_times() -> tuple[int, int]:
-    """(steal, total) jiffies of every core so far, from /proc/stat's first line."""
+def cpu_fields() -> list[int]:
+    """Jiffies of every core so far, from /proc/stat's first line: user, nice, system, idle,
+    iowait, irq, softirq, steal."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    fields += [0] * (8 - len(fields))  # kernels without the steal field: none
+    return fields + [0] * (8 - len(fields))  # kernels without the steal field: none
+
+
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of every core so far."""
+    fields = cpu_fields()
     return fields[7], sum(fields)
 
 

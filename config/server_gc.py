@@ -7,8 +7,10 @@ collection with 10,000 sockets"). With Python's default (a young pass every 700 
 the short-lived objects of heartbeats and messages, alive across an await or two, were still alive
 at the young passes, got promoted, and made the old generation grow by the quarter that triggers
 a full collection every 15-20 s on a server merely holding its sockets. A young pass every 10,000
-allocations lets them die first: no full collection while the sockets are held, young passes of
-a few milliseconds, and less CPU spent collecting. The older generations keep Python's thresholds.
+allocations lets them die first: no full collection while the sockets are held, and less CPU for
+a server holding them (27 % of a core against 31 %). Under heavy message load it may cost a few
+per cent of CPU per message (measured 1.98 against 1.84 ms, overlapping ranges). The older
+generations keep Python's thresholds.
 """
 
 from __future__ import annotations

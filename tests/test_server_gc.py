@@ -30,13 +30,17 @@ def test_tune_sets_the_young_threshold_and_keeps_the_older_ones(thresholds):
     assert gc.get_threshold() == (12_345, 11, 12)
 
 
-def _server_thresholds(**env: str) -> str:
-    # A fresh interpreter loading the ASGI application, as daphne does.
-    code = "import gc, config.asgi; print(gc.get_threshold())"
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    # A fresh interpreter with the project's settings, in the embedded default.
     environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     environ.update(SECRET_KEY="x", DJANGO_SETTINGS_MODULE="config.settings", **env)
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
                           timeout=120, check=False)
+
+
+def _server_thresholds(**env: str) -> str:
+    # Loading the ASGI application, as daphne does.
+    done = _python("import gc, config.asgi; print(gc.get_threshold())", **env)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -47,9 +51,6 @@ def test_loading_the_server_application_applies_it():
 
 
 def test_a_threshold_too_small_to_be_meant_is_refused():
-    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    environ.update(SECRET_KEY="x", DJANGO_SETTINGS_MODULE="config.settings", SERVER_GC_YOUNG_THRESHOLD="0")
-    done = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = _python("import django; django.setup()", SERVER_GC_YOUNG_THRESHOLD="0")
     assert done.returncode != 0
     assert "SERVER_GC_YOUNG_THRESHOLD must be at least 100, got 0" in done.stderr

@@ -103,3 +103,12 @@ def test_the_limit_still_counts_the_last_minute_of_a_long_chat(long_chat, settin
         services.post_visitor_message(visitor=long_chat.visitor, body="fourth", client_id="recent-4")
     assert refused.value.code == "rate_limited"
     assert not Message.objects.filter(conversation=long_chat, client_id="recent-4").exists()
+
+
+def test_chat_rows_leave_room_for_their_new_versions():
+    """Each message rewrites its chat's row; half of every new page stays free for the versions
+    (chat/migrations/0010), so PostgreSQL can keep them beside the row and prune them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'chat_conversation'")
+        (options,) = cursor.fetchone()
+    assert "fillfactor=50" in (options or [])

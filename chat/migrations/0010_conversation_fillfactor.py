@@ -3,7 +3,7 @@ from django.db import migrations
 # Every chat message updates its chat's row (the seq counters, under the row lock), so a busy
 # chat's row gets a new version many times a second. PostgreSQL keeps those versions on the
 # same page (HOT) and prunes the old ones only when it can lock the page alone; with rows
-# packed 25 to a page and every message pinning the page, pruning kept failing, the chains of
+# packed tight and every message pinning their page, pruning kept failing, the chains of
 # old versions grew, and each lookup walked them. In the load benchmark at a steady 600
 # messages/s, the server machine went from 69 % to 81 % busy within 190 s and the step failed
 # (PostgreSQL's own profile: heap_hot_search_buffer from 4 % to 14 %); with half of each page

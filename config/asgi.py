@@ -45,6 +45,10 @@ _router = ProtocolTypeRouter(
 )
 
 
+# Last: everything loaded so far lives as long as the process (config/server_gc.py).
+server_gc.freeze_startup()
+
+
 async def application(scope, receive, send):
     # Servers other than daphne: the scheduler starts with the first request instead.
     scheduler.start()

@@ -11,6 +11,13 @@ allocations lets them die first: no full collection while the sockets are held, 
 a server holding them (27 % of a core against 31 %). Under heavy message load it may cost a few
 per cent of CPU per message (measured 1.98 against 1.84 ms, overlapping ranges). The older
 generations keep Python's thresholds.
+
+What the process loaded to start (Django, the apps, the URL conf: about 124,000 tracked objects,
+more than 200 open sockets hold) lives as long as the process, yet every full collection walked
+it again: 137-145 ms pauses under message load on a slower host, each one a p99 miss of a 6 s
+step at 200 messages/s (docs/benchmarks.md, "A fourth host"). `freeze_startup` moves it to the
+collector's permanent generation once, when the application is built and before any socket
+exists, so full collections walk only what sockets and messages made since.
 """
 
 from __future__ import annotations
@@ -23,3 +30,11 @@ from django.conf import settings
 def tune() -> None:
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(settings.SERVER_GC_YOUNG_THRESHOLD, middle, oldest)
+
+
+def freeze_startup() -> None:
+    """Called once, at the end of loading the ASGI application: nothing per-socket exists yet."""
+    if not settings.SERVER_GC_FREEZE_STARTUP:
+        return
+    gc.collect()  # what import left as garbage is freed, not kept for good
+    gc.freeze()

@@ -228,6 +228,9 @@ CHAT_FAST_PATH_CONNECTIONS = envint(
 # Net allocations between the garbage collector's youngest-generation passes in a server process
 # (config/server_gc.py); Python's own default is 700.
 SERVER_GC_YOUNG_THRESHOLD = envint("SERVER_GC_YOUNG_THRESHOLD", 10_000, minimum=100)
+# Move what a server process loaded to start into the collector's permanent generation, so full
+# collections stop walking it (config/server_gc.py).
+SERVER_GC_FREEZE_STARTUP = envbool("SERVER_GC_FREEZE_STARTUP", True)
 
 # --- Compliance -----------------------------------------------------------------------
 # Where the archive keeps transcripts when the back office chooses the local filesystem.

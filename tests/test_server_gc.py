@@ -54,3 +54,16 @@ def test_a_threshold_too_small_to_be_meant_is_refused():
     done = _python("import django; django.setup()", SERVER_GC_YOUNG_THRESHOLD="0")
     assert done.returncode != 0
     assert "SERVER_GC_YOUNG_THRESHOLD must be at least 100, got 0" in done.stderr
+
+
+def _frozen_after_loading(**env: str) -> int:
+    done = _python("import gc, config.asgi; print(gc.get_freeze_count())", **env)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_what_the_server_loaded_to_start_is_frozen_out_of_full_collections():
+    # Django, the apps and the URL conf are well over 50,000 tracked objects; a full collection
+    # that walks them again pauses every socket of the process (config/server_gc.py).
+    assert _frozen_after_loading() > 50_000
+    assert _frozen_after_loading(SERVER_GC_FREEZE_STARTUP="false") == 0

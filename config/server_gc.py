@@ -14,7 +14,7 @@ generations keep Python's thresholds.
 
 What the process loaded to start (Django, the apps, the URL conf: about 124,000 tracked objects,
 more than 200 open sockets hold) lives as long as the process, yet every full collection walked
-it again: 137-145 ms pauses under message load on a slower host, each one a p99 miss of a 6 s
+it again: 137-201 ms pauses under message load on a slower host, each one a p99 miss of a 6 s
 step at 200 messages/s (docs/benchmarks.md, "A fourth host"). `freeze_startup` moves it to the
 collector's permanent generation once, when the application is built and before any socket
 exists, so full collections walk only what sockets and messages made since.

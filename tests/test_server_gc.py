@@ -38,11 +38,15 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def _server_thresholds(**env: str) -> str:
-    # Loading the ASGI application, as daphne does.
-    done = _python("import gc, config.asgi; print(gc.get_threshold())", **env)
+def _after_loading(expression: str, **env: str) -> str:
+    # Loading the ASGI application, as daphne does, then printing what the collector says.
+    done = _python(f"import gc, config.asgi; print({expression})", **env)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
+
+
+def _server_thresholds(**env: str) -> str:
+    return _after_loading("gc.get_threshold()", **env)
 
 
 def test_loading_the_server_application_applies_it():
@@ -57,9 +61,7 @@ def test_a_threshold_too_small_to_be_meant_is_refused():
 
 
 def _frozen_after_loading(**env: str) -> int:
-    done = _python("import gc, config.asgi; print(gc.get_freeze_count())", **env)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.strip().splitlines()[-1])
+    return int(_after_loading("gc.get_freeze_count()", **env))
 
 
 def test_what_the_server_loaded_to_start_is_frozen_out_of_full_collections():
